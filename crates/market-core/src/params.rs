@@ -1,0 +1,72 @@
+//! Parsing of path parameters: every endpoint refuses bad input the same way, with a 400.
+
+use crate::ApiError;
+
+/// Longest identifier accepted in a path (ids are UUIDs or small decimal numbers).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Parses a quantity, amount, price or credit: a non-negative integer that fits in `i64`.
+pub fn parse_non_negative(name: &str, raw: &str) -> Result<i64, ApiError> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(format!(
+            "{name} must be a non-negative integer, got {raw:?}"
+        )));
+    }
+    raw.parse::<i64>().map_err(|_| {
+        ApiError::BadRequest(format!("{name} is too large (at most {}), got {raw}", i64::MAX))
+    })
+}
+
+/// Parses a count bounded by `max` (e.g. how many entities a batch creates).
+pub fn parse_count(name: &str, raw: &str, max: i64) -> Result<i64, ApiError> {
+    let n = parse_non_negative(name, raw)?;
+    if n > max {
+        return Err(ApiError::BadRequest(format!("{name} must be at most {max}, got {n}")));
+    }
+    Ok(n)
+}
+
+/// Checks an entity id taken from the path: non-empty, printable ASCII, at most [`MAX_ID_LEN`].
+pub fn parse_id<'a>(name: &str, raw: &'a str) -> Result<&'a str, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_ID_LEN || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(format!(
+            "{name} must be 1 to {MAX_ID_LEN} printable ASCII characters"
+        )));
+    }
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_zero_and_large_values() {
+        assert_eq!(parse_non_negative("amount", "0"), Ok(0));
+        assert_eq!(parse_non_negative("amount", "42"), Ok(42));
+        assert_eq!(parse_non_negative("amount", "9223372036854775807"), Ok(i64::MAX));
+    }
+
+    #[test]
+    fn refuses_negative_non_numeric_and_overflowing_values() {
+        for raw in ["-1", "abc", "", "1.5", "+3", " 1", "9223372036854775808", "99999999999999999999999"] {
+            let err = parse_non_negative("amount", raw).unwrap_err();
+            assert_eq!(err.status(), 400, "{raw:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert_eq!(parse_count("n", "10", 10), Ok(10));
+        assert_eq!(parse_count("n", "11", 10).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn ids_must_be_short_printable_ascii() {
+        assert_eq!(parse_id("item_id", "abc-123"), Ok("abc-123"));
+        assert!(parse_id("item_id", "").is_err());
+        assert!(parse_id("item_id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
+        assert!(parse_id("item_id", "a b").is_err());
+        assert!(parse_id("item_id", "é").is_err());
+    }
+}

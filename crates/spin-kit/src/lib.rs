@@ -1,0 +1,67 @@
+//! The Spin glue every component shares, so that a component crate is one line.
+//!
+//! Owns: answering (every response carries the whole body with its `Content-Length`, errors are
+//! mapped once from [`ApiError`]), reading route parameters from Spin's `spin-path-match-*`
+//! headers, reading application variables (cached per instance), and the per-instance Redis
+//! connection that heals itself. Domain rules live in the Spin-free service libraries.
+//!
+//! A component is:
+//! ```ignore
+//! spin_kit::endpoint!(POST, stock_service::subtract);
+//! ```
+
+pub mod respond;
+pub mod route;
+pub mod stores;
+pub mod vars;
+
+pub use market_core::ApiError;
+pub use respond::Reply;
+pub use spin_sdk;
+pub use spin_sdk::http::Request;
+
+use std::future::Future;
+
+/// Runs `handler` for a request that must use `method`; every outcome becomes a [`Reply`].
+pub async fn serve<F, Fut>(req: Request, method: http::Method, handler: F) -> Reply
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    if req.method() != method {
+        return respond::error(&ApiError::MethodNotAllowed { allowed: method_name(&method) });
+    }
+    match handler(req).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            if err.status() >= 500 {
+                eprintln!("error: {err}");
+            }
+            respond::error(&err)
+        }
+    }
+}
+
+fn method_name(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        _ => "another method",
+    }
+}
+
+/// Declares a component's HTTP entry point: the method it accepts and the handler it runs.
+///
+/// The component crate must depend on `spin-sdk` (its `http_service` macro refers to it by name).
+#[macro_export]
+macro_rules! endpoint {
+    ($method:ident, $handler:path) => {
+        #[::spin_sdk::http_service]
+        async fn handle(req: $crate::Request) -> $crate::Reply {
+            $crate::serve(req, ::http::Method::$method, $handler).await
+        }
+    };
+}

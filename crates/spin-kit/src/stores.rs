@@ -1,0 +1,127 @@
+//! Connections to the data stores, addressed by the component variables `redis_address` and
+//! `pg_address`.
+//!
+//! Redis: Spin's `open` makes a new TCP connection per call, so each instance keeps one and
+//! shares it between the requests it serves (instances are reused: up to 128 requests, 16 at
+//! once). The connection heals: one that errors is forgotten and the next use reopens it; an
+//! idempotent operation is retried once on the fresh connection. Correctness never depends on
+//! the reuse: with one request per instance every request simply opens its own.
+//!
+//! Postgres: Spin pools connections per component and address, so opening one per request is
+//! cheap and keeps no state in the instance.
+
+use market_core::ApiError;
+use spin_sdk::pg;
+use spin_sdk::redis::{self, RedisParameter, RedisResult};
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+thread_local! {
+    static REDIS: RefCell<Option<Rc<redis::Connection>>> = const { RefCell::new(None) };
+}
+
+async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
+    if let Some(conn) = REDIS.with(|r| r.borrow().clone()) {
+        return Ok(conn);
+    }
+    let address = crate::vars::get("redis_address").await?;
+    let conn = Rc::new(
+        redis::Connection::open(&address)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot connect to Redis: {e}")))?,
+    );
+    REDIS.with(|r| *r.borrow_mut() = Some(conn.clone()));
+    Ok(conn)
+}
+
+/// Drops `conn` from the instance if it is still the cached one.
+fn forget(conn: &Rc<redis::Connection>) {
+    REDIS.with(|r| {
+        let mut cached = r.borrow_mut();
+        if cached.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
+            *cached = None;
+        }
+    });
+}
+
+fn redis_failure(e: redis::Error) -> ApiError {
+    ApiError::Unavailable(format!("Redis failed: {e}"))
+}
+
+/// Runs an idempotent Redis operation on this instance's connection. On failure the connection
+/// is dropped and the operation retried once on a fresh one (a Redis restart breaks every cached
+/// connection; the retry makes that invisible). Errors end as 503.
+pub async fn redis_idempotent<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: Fn(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    let conn = redis_connection().await?;
+    match op(conn.clone()).await {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            forget(&conn);
+            let fresh = redis_connection().await?;
+            op(fresh.clone()).await.map_err(|e| {
+                forget(&fresh);
+                redis_failure(e)
+            })
+        }
+    }
+}
+
+/// Runs a Redis command that must not be repeated blindly: a failure drops the connection and
+/// is returned (503) without a retry.
+pub async fn redis_once<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: FnOnce(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    let conn = redis_connection().await?;
+    op(conn.clone()).await.map_err(|e| {
+        forget(&conn);
+        redis_failure(e)
+    })
+}
+
+/// Builds the argument list of a Redis `execute` call.
+pub fn args<const N: usize>(values: [&str; N]) -> Vec<RedisParameter> {
+    values.iter().map(|v| RedisParameter::Binary(v.as_bytes().to_vec())).collect()
+}
+
+/// The first value of an `execute` reply as text, if it is a string.
+pub fn reply_text(reply: &[RedisResult]) -> Option<String> {
+    match reply.first()? {
+        RedisResult::Binary(bytes) => String::from_utf8(bytes.clone()).ok(),
+        RedisResult::Status(s) => Some(s.clone()),
+        RedisResult::Int64(n) => Some(n.to_string()),
+        RedisResult::Nil => None,
+    }
+}
+
+/// Opens a Postgres connection (pooled by the host) at the component's `pg_address`.
+pub async fn pg() -> Result<pg::Connection, ApiError> {
+    let address = crate::vars::get("pg_address").await?;
+    pg::Connection::open(address).await.map_err(pg_failure)
+}
+
+/// The SQLSTATE code of a query that Postgres refused, if that is what happened.
+pub fn sqlstate(e: &pg::Error) -> Option<&str> {
+    match e {
+        pg::Error::PgError(pg::PgError::QueryFailed(pg::QueryError::DbError(db))) => Some(db.code.as_str()),
+        _ => None,
+    }
+}
+
+/// Maps a Postgres failure with no meaning for the caller: an unreachable server is 503, the rest 500.
+pub fn pg_failure(e: pg::Error) -> ApiError {
+    match &e {
+        pg::Error::PgError(pg::PgError::ConnectionFailed(_)) => ApiError::Unavailable(format!("Postgres unavailable: {e}")),
+        // 08xxx connection exceptions, 57P0x shutdown/cannot-connect-now: the server is going away.
+        _ if sqlstate(&e).is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
+            ApiError::Unavailable(format!("Postgres unavailable: {e}"))
+        }
+        _ => ApiError::Internal(format!("Postgres failed: {e}")),
+    }
+}

@@ -1,0 +1,33 @@
+//! Every statement the stock service runs. Each change is ONE statement, so it is atomic without
+//! a transaction object (Spin's Postgres interface has none).
+//!
+//! Every write bumps `version`, which orders the values written into the cache.
+
+/// `$1` price → the new item's generated id.
+pub const CREATE_ITEM: &str =
+    "INSERT INTO stock.items (item_id, stock, price) VALUES (gen_random_uuid()::text, 0, $1) RETURNING item_id";
+
+/// `$1` item id → stock, price, version.
+pub const FIND_ITEM: &str = "SELECT stock, price, version FROM stock.items WHERE item_id = $1";
+
+/// `$1` item id, `$2` amount → stock, price, version; no row when the item does not exist.
+/// Overflow raises SQLSTATE 22003 (numeric_value_out_of_range).
+pub const ADD_STOCK: &str = "UPDATE stock.items SET stock = stock + $2, version = version + 1 \
+     WHERE item_id = $1 RETURNING stock, price, version";
+
+/// `$1` item id, `$2` amount → stock, price, version; no row when the item does not exist or
+/// has fewer than `$2` units (the check and the change are one atomic statement).
+pub const SUBTRACT_STOCK: &str = "UPDATE stock.items SET stock = stock - $2, version = version + 1 \
+     WHERE item_id = $1 AND stock >= $2 RETURNING stock, price, version";
+
+/// `$1` item id → one row when the item exists (tells "unknown" from "not enough" after a refusal).
+pub const ITEM_EXISTS: &str = "SELECT 1 FROM stock.items WHERE item_id = $1";
+
+/// `$1` n, `$2` starting stock, `$3` price: (re)creates items "0".."n-1" in one statement.
+pub const BATCH_INIT: &str = "INSERT INTO stock.items (item_id, stock, price) \
+     SELECT g::text, $2, $3 FROM generate_series(0, $1 - 1) AS g \
+     ON CONFLICT (item_id) DO UPDATE SET stock = EXCLUDED.stock, price = EXCLUDED.price, \
+     version = stock.items.version + 1";
+
+/// SQLSTATE of an integer overflow.
+pub const NUMERIC_OUT_OF_RANGE: &str = "22003";

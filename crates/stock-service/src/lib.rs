@@ -1,0 +1,128 @@
+//! The stock service's endpoints (one component each): `create`, `find`, `add`, `subtract`,
+//! `batch_init`. Each handler parses its route parameters with `stock-domain`, changes Postgres
+//! (schema `stock`, the truth) in one statement, and keeps the `find` cache in Redis (prefix
+//! `stock:`) up to date.
+
+mod cache;
+
+use market_core::ApiError;
+use spin_kit::stores::{pg, pg_failure, sqlstate};
+use spin_kit::{Reply, Request, respond, route};
+use spin_sdk::pg::{ParameterValue, Row};
+use stock_domain::cache::CachedItem;
+use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
+use stock_domain::{BatchInit, Item, StockChange, sql};
+
+/// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
+pub async fn create(req: Request) -> Result<Reply, ApiError> {
+    let price = market_core::parse_non_negative("price", route::param(&req, "price")?)?;
+    let rows = pg().await?.query(sql::CREATE_ITEM, [ParameterValue::Int64(price)]).await.map_err(pg_failure)?;
+    let rows = rows.collect().await.map_err(pg_failure)?;
+    let item_id: String = rows
+        .first()
+        .and_then(|r| r.get("item_id"))
+        .ok_or_else(|| ApiError::Internal("insert returned no item id".into()))?;
+    Ok(respond::ok(&serde_json::json!({ "item_id": item_id })))
+}
+
+/// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`, from the cache when it has the item.
+pub async fn find(req: Request) -> Result<Reply, ApiError> {
+    let item_id = market_core::parse_id("item_id", route::param(&req, "item_id")?)?;
+    let seen = cache::read(item_id).await;
+    if let Some(CachedItem { stock, price, .. }) = seen.as_ref().and_then(|s| s.item) {
+        return Ok(respond::ok(&Item { stock, price }));
+    }
+    let rows = pg()
+        .await?
+        .query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())])
+        .await
+        .map_err(pg_failure)?
+        .collect()
+        .await
+        .map_err(pg_failure)?;
+    let row = rows.first().ok_or_else(|| item_not_found(item_id))?;
+    let item = cached_item(row)?;
+    if let Some(seen) = seen {
+        cache::store(Some(&seen.epoch), item_id, &item).await;
+    }
+    Ok(respond::ok(&Item { stock: item.stock, price: item.price }))
+}
+
+/// `POST /stock/add/:item_id/:amount`.
+pub async fn add(req: Request) -> Result<Reply, ApiError> {
+    let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
+    let result = change_stock(sql::ADD_STOCK, &change).await;
+    let item = match result {
+        Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => return Err(stock_overflow(change.item_id)),
+        other => other.map_err(pg_failure)?.ok_or_else(|| item_not_found(change.item_id))?,
+    };
+    Ok(respond::ok(&Item { stock: item.stock, price: item.price }))
+}
+
+/// `POST /stock/subtract/:item_id/:amount`: refused with 409 when the stock would go below zero.
+pub async fn subtract(req: Request) -> Result<Reply, ApiError> {
+    let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
+    match change_stock(sql::SUBTRACT_STOCK, &change).await.map_err(pg_failure)? {
+        Some(item) => Ok(respond::ok(&Item { stock: item.stock, price: item.price })),
+        None => Err(refusal_reason(change.item_id, change.amount).await?),
+    }
+}
+
+/// `POST /stock/batch_init/:n/:starting_stock/:item_price`: items "0".."n-1", in one statement.
+pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
+    let batch = BatchInit::parse(
+        route::param(&req, "n")?,
+        route::param(&req, "starting_stock")?,
+        route::param(&req, "item_price")?,
+    )?;
+    pg().await?
+        .execute(
+            sql::BATCH_INIT,
+            [
+                ParameterValue::Int64(batch.n),
+                ParameterValue::Int64(batch.starting_stock),
+                ParameterValue::Int64(batch.item_price),
+            ],
+        )
+        .await
+        .map_err(pg_failure)?;
+    cache::retire_all().await?;
+    Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
+}
+
+/// Applies one of the single-statement changes; `None` when no row matched. Writes the new row
+/// through to the cache.
+async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Option<CachedItem>, spin_sdk::pg::Error> {
+    let rows = pg()
+        .await
+        .map_err(|e| spin_sdk::pg::Error::PgError(spin_sdk::pg::PgError::ConnectionFailed(e.message())))?
+        .query(statement, [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)])
+        .await?
+        .collect()
+        .await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    let item = cached_item(row).map_err(|e| spin_sdk::pg::Error::Decode(e.message()))?;
+    cache::store(None, change.item_id, &item).await;
+    Ok(Some(item))
+}
+
+/// After a refused subtract: was the item unknown, or short of stock?
+async fn refusal_reason(item_id: &str, amount: i64) -> Result<ApiError, ApiError> {
+    let rows = pg()
+        .await?
+        .query(sql::ITEM_EXISTS, [ParameterValue::Str(item_id.to_string())])
+        .await
+        .map_err(pg_failure)?
+        .collect()
+        .await
+        .map_err(pg_failure)?;
+    Ok(if rows.is_empty() { item_not_found(item_id) } else { insufficient_stock(item_id, amount) })
+}
+
+fn cached_item(row: &Row) -> Result<CachedItem, ApiError> {
+    let int = |name: &str| match row.get::<i64>(name) {
+        Some(v) => Ok(v),
+        None => Err(ApiError::Internal(format!("column {name} is not a bigint"))),
+    };
+    Ok(CachedItem { version: int("version")?, stock: int("stock")?, price: int("price")? })
+}
