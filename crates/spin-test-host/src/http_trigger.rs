@@ -1,0 +1,435 @@
+//! The HTTP trigger: the server, dispatch to components through
+//! `wasmtime-wasi-http`'s `ProxyHandler` (Spin's WASIp3 instance reuse), the
+//! outbound `wasi:http` hook with `allowed_outbound_hosts` and local service
+//! chaining.
+//!
+//! Instance reuse is what Spin 4.1 does for WASIp3 components: each instance
+//! serves at most `max_instance_reuse_count` requests in total and
+//! `max_instance_concurrent_reuse_count` at once, and is dropped after
+//! `idle_instance_timeout` without work. A trap kills only its instance; the
+//! request gets an empty 500. There is no request timeout (Spin's default).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use wasmtime::component::{GuestTaskId, InstancePre};
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
+
+use crate::outbound_hosts::chaining_target;
+use crate::routes::{RouteMatch, Router};
+use crate::runtime::{ComponentContext, StoreData};
+
+/// Spin 4.1's WASIp3 instance-reuse settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ReuseConfig {
+    pub max_instance_reuse_count: usize,
+    pub max_instance_concurrent_reuse_count: usize,
+    pub idle_instance_timeout: Duration,
+}
+
+impl Default for ReuseConfig {
+    fn default() -> Self {
+        Self {
+            max_instance_reuse_count: 128,
+            max_instance_concurrent_reuse_count: 16,
+            idle_instance_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One HTTP-triggered component, ready to be instantiated.
+pub struct HttpComponent {
+    pub ctx: Arc<ComponentContext>,
+    pub pre: InstancePre<StoreData>,
+}
+
+/// The HTTP side of the application.
+pub struct HttpApp {
+    router: Router,
+    handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
+}
+
+/// The client address Spin reports for chained requests.
+const CHAINED_CLIENT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+impl HttpApp {
+    /// Builds the app; `components` must hold every component named by an
+    /// HTTP trigger (private routes included).
+    pub fn new(
+        engine: &Engine,
+        router: Router,
+        components: Vec<HttpComponent>,
+        reuse: ReuseConfig,
+    ) -> anyhow::Result<Arc<Self>> {
+        let mut prepared = Vec::new();
+        for c in components {
+            let pre = ServicePre::new(c.pre).map_err(anyhow::Error::from).with_context(|| {
+                format!(
+                    "component {:?} does not export wasi:http/handler@0.3.0 (is it built with spin-sdk 7?)",
+                    c.ctx.id
+                )
+            })?;
+            prepared.push((c.ctx, pre));
+        }
+        Ok(Arc::new_cyclic(|app: &Weak<HttpApp>| {
+            let handlers = prepared
+                .into_iter()
+                .map(|(ctx, pre)| {
+                    let id = ctx.id.clone();
+                    let state = ComponentHandler {
+                        engine: engine.clone(),
+                        pre,
+                        ctx,
+                        app: app.clone(),
+                        reuse,
+                    };
+                    (id, ProxyHandler::new(state))
+                })
+                .collect();
+            HttpApp { router, handlers }
+        }))
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Serves forever on `listener`.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        loop {
+            let (stream, client_addr) = listener.accept().await?;
+            let app = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(app.handle_inbound(req, client_addr).await)
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!("error serving HTTP connection: {e}");
+                }
+            });
+        }
+    }
+
+    /// Handles one inbound request from the network.
+    async fn handle_inbound(
+        &self,
+        req: Request<Incoming>,
+        client_addr: SocketAddr,
+    ) -> Response<WasiBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let mut req = req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        // Transport-level header, meaningless to the guest (Spin strips it too),
+        // and a service-chaining Host header must not leak in from outside.
+        req.headers_mut().remove(http::header::CONNECTION);
+        if req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| chaining_target(h).is_some())
+        {
+            req.headers_mut().remove(http::header::HOST);
+        }
+
+        let response = match self.router.route(&path) {
+            None => status_response(StatusCode::NOT_FOUND),
+            Some(route) => {
+                let host = req
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+                    .or_else(|| req.uri().authority().map(|a| a.to_string()))
+                    .unwrap_or_else(|| "localhost".to_owned());
+                match self.dispatch(route, req, "http", &host, client_addr).await {
+                    Ok(resp) => resp,
+                    Err(e) => {
+                        tracing::error!("Error processing request {method} {path}: {e:?}");
+                        status_response(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                }
+            }
+        };
+        tracing::debug!(
+            "{method} {path} -> {} in {:?}",
+            response.status().as_u16(),
+            started.elapsed()
+        );
+        response
+    }
+
+    /// Sets the `spin-*` headers and hands the request to the component.
+    async fn dispatch(
+        &self,
+        route: RouteMatch,
+        mut req: Request<WasiBody>,
+        scheme: &str,
+        host: &str,
+        client_addr: SocketAddr,
+    ) -> anyhow::Result<Response<WasiBody>> {
+        let handler = self
+            .handlers
+            .get(&route.component)
+            .with_context(|| format!("unknown component {:?}", route.component))?;
+
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        let uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(host)
+            .path_and_query(path_and_query.as_str())
+            .build()
+            .context("cannot build request URI")?;
+        *req.uri_mut() = uri;
+
+        // Like Spin: the guest sees the original headers (which must be valid
+        // UTF-8) followed by the spin-* ones.
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in req.headers() {
+            value
+                .to_str()
+                .with_context(|| format!("header {name} is not valid UTF-8"))?;
+            headers.append(name.clone(), value.clone());
+        }
+        for (name, value) in route.spin_headers(scheme, host, &path_and_query, client_addr) {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.append(n, v);
+            }
+        }
+        *req.headers_mut() = headers;
+
+        handler
+            .handle((), req)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+
+    /// Service chaining: `http://<component>.spin.internal/...` handled in-process.
+    async fn handle_chained(
+        &self,
+        component: &str,
+        req: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, wasmtime_wasi_http::Error> {
+        if !self.handlers.contains_key(component) {
+            tracing::error!("service chaining to unknown component {component:?}");
+            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+        }
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| format!("{component}.spin.internal"));
+        let route = RouteMatch::synthetic(component, req.uri().path());
+        match self.dispatch(route, req, "http", &host, CHAINED_CLIENT_ADDR).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                tracing::error!("Error processing chained request to {component:?}: {e:?}");
+                Ok(status_response(StatusCode::INTERNAL_SERVER_ERROR))
+            }
+        }
+    }
+}
+
+fn status_response(status: StatusCode) -> Response<WasiBody> {
+    let mut resp = Response::new(
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp
+}
+
+// ---- instance reuse (wasmtime-wasi-http's handler machinery) ---------------------------
+
+/// Creates instances of one component.
+struct ComponentHandler {
+    engine: Engine,
+    pre: ServicePre<StoreData>,
+    ctx: Arc<ComponentContext>,
+    app: Weak<HttpApp>,
+    reuse: ReuseConfig,
+}
+
+impl HandlerState for ComponentHandler {
+    type StoreData = StoreData;
+    type WorkerExpiration = IdleExpiration;
+    type WorkerState = ReuseLimits;
+
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<StoreData, IdleExpiration, ReuseLimits>> {
+        let data = StoreData::new(
+            self.ctx.clone(),
+            OutboundHttp::new(self.ctx.clone(), self.app.clone()),
+        );
+        let mut store = Store::new(&self.engine, data);
+        let service = self.pre.instantiate_async(&mut store).await?;
+        tracing::debug!("new instance of component {:?}", self.ctx.id);
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(service),
+            view: |data: &mut StoreData| data.http_view(),
+            expiration: IdleExpiration {
+                idle_timeout: self.reuse.idle_instance_timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            },
+            state: ReuseLimits {
+                component: self.ctx.id.clone(),
+                max_total: self.reuse.max_instance_reuse_count,
+                max_concurrent: self.reuse.max_instance_concurrent_reuse_count,
+            },
+        })
+    }
+}
+
+/// Drops an idle instance after the idle timeout. Busy instances never expire
+/// (no request timeout, as in Spin by default).
+struct IdleExpiration {
+    idle_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for IdleExpiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        if status != WorkerStatus::Idle {
+            return Poll::Pending;
+        }
+        let deadline = tokio::time::Instant::from_std(start + self.idle_timeout);
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+/// How many requests one instance may take.
+struct ReuseLimits {
+    component: String,
+    max_total: usize,
+    max_concurrent: usize,
+}
+
+impl WorkerState for ReuseLimits {
+    type StoreData = StoreData;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_total {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _: StoreContextMut<'_, StoreData>,
+        _: (),
+        _: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn drop(&self, store: Store<StoreData>, result: Result<(), wasmtime::Error>) {
+        match result {
+            Ok(()) => tracing::debug!("instance of component {:?} retired", self.component),
+            Err(e) => tracing::error!("instance of component {:?} failed: {e:?}", self.component),
+        }
+        drop(store);
+    }
+}
+
+// ---- outbound wasi:http ------------------------------------------------------------------
+
+/// The `wasi:http` hooks of one instance: `allowed_outbound_hosts` and service chaining.
+pub struct OutboundHttp {
+    ctx: Arc<ComponentContext>,
+    app: Weak<HttpApp>,
+}
+
+impl OutboundHttp {
+    pub fn new(ctx: Arc<ComponentContext>, app: Weak<HttpApp>) -> Self {
+        Self { ctx, app }
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+
+impl WasiHttpHooks for OutboundHttp {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: IoFuture,
+    ) -> Box<
+        dyn Future<Output = Result<(Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
+            + Send,
+    > {
+        let uri = request.uri().to_string();
+        let scheme = request.uri().scheme_str().unwrap_or("https").to_owned();
+        let allowed = self.ctx.allowed_hosts.allows_url(&uri, &scheme);
+        let target = request
+            .uri()
+            .host()
+            .and_then(chaining_target)
+            .map(str::to_owned);
+        let app = self.app.clone();
+        let component = self.ctx.id.clone();
+        Box::new(async move {
+            if !allowed {
+                tracing::error!(
+                    "component {component:?}: outbound request to {uri} is not allowed by allowed_outbound_hosts"
+                );
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            if let Some(target) = target {
+                let app = app
+                    .upgrade()
+                    .ok_or(wasmtime_wasi_http::Error::DestinationNotFound)?;
+                let resp = app.handle_chained(&target, request).await?;
+                let done: IoFuture = Box::new(async { Ok(()) });
+                return Ok((resp, done));
+            }
+            let (resp, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let io: IoFuture = Box::new(io);
+            Ok((resp.map(BodyExt::boxed_unsync), io))
+        })
+    }
+}
