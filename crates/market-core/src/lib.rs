@@ -1,11 +1,12 @@
 //! Spin-free building blocks shared by every service of the marketplace.
 //!
 //! Owns the one error type every endpoint answers with ([`ApiError`], mapped once to an HTTP
-//! status and a JSON body) and the parsing of path parameters, so that bad input is refused with
+//! status and a JSON body), the rules of `Idempotency-Key`, and the parsing of path parameters, so that bad input is refused with
 //! a 4xx the same way everywhere. Nothing here touches Spin, Redis or Postgres: it is unit-tested
 //! natively.
 
 pub mod error;
+pub mod idempotency;
 pub mod params;
 
 pub use error::ApiError;

@@ -2,14 +2,15 @@
 //!
 //! Owns: answering (every response carries the whole body with its `Content-Length`, errors are
 //! mapped once from [`ApiError`]), reading route parameters from Spin's `spin-path-match-*`
-//! headers, reading application variables (cached per instance), and the per-instance Redis
-//! connection that heals itself. Domain rules live in the Spin-free service libraries.
+//! headers, reading application variables (cached per instance), the per-instance Redis
+//! connection that heals itself, and `Idempotency-Key` handling for every mutating endpoint. Domain rules live in the Spin-free service libraries.
 //!
 //! A component is:
 //! ```ignore
 //! spin_kit::endpoint!(POST, stock_service::subtract);
 //! ```
 
+pub mod idempotency;
 pub mod respond;
 pub mod route;
 pub mod stores;
@@ -31,14 +32,21 @@ where
     if req.method() != method {
         return respond::error(&ApiError::MethodNotAllowed { allowed: method_name(&method) });
     }
-    match handler(req).await {
-        Ok(reply) => reply,
-        Err(err) => {
-            if err.status() >= 500 {
-                eprintln!("error: {err}");
+    let identity = (method != http::Method::GET).then(|| idempotency::request_identity(&req));
+    let work = async move {
+        match handler(req).await {
+            Ok(reply) => reply,
+            Err(err) => {
+                if err.status() >= 500 {
+                    eprintln!("error: {err}");
+                }
+                respond::error(&err)
             }
-            respond::error(&err)
         }
+    };
+    match identity {
+        Some((key, service, fingerprint)) => idempotency::once(key, &service, fingerprint, work).await,
+        None => work.await,
     }
 }
 

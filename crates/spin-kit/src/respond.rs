@@ -25,6 +25,11 @@ pub fn error(err: &ApiError) -> Reply {
     with_body(err.status(), err.body())
 }
 
+/// `status` with a body that is already JSON text.
+pub fn raw_json(status: u16, body: String) -> Reply {
+    with_body(status, body)
+}
+
 fn with_body(status: u16, body: String) -> Reply {
     let mut reply = http::Response::new(String::new());
     *reply.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);

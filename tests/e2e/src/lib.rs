@@ -189,3 +189,18 @@ fn spawn_tied_to_this_process(program: PathBuf, args: Vec<String>, dir: PathBuf,
     });
     rx.recv().expect("spawner thread").unwrap_or_else(|e| panic!("cannot start the app: {e}"));
 }
+
+impl App {
+    /// Sends a POST with an `Idempotency-Key` header.
+    pub fn post_with_key(&self, path: &str, key: &str) -> Reply {
+        let url = format!("{}{}", self.base, path);
+        let result = self.agent.post(&url).header("Idempotency-Key", key).send_empty().and_then(|mut resp| {
+            let status = resp.status().as_u16();
+            let content_length =
+                resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+            let body = resp.body_mut().read_to_string()?;
+            Ok(Reply { status, content_length, body })
+        });
+        result.unwrap_or_else(|e| panic!("POST {path} failed: {e}\napp log:\n{}", self.log_text()))
+    }
+}

@@ -162,3 +162,25 @@ fn every_response_carries_its_content_length() {
         assert_eq!(reply.content_length, Some(reply.body.len()), "{reply:?}");
     }
 }
+
+#[test]
+fn a_retry_with_the_same_idempotency_key_does_the_work_once() {
+    let id = new_item(1, 0);
+    let key = format!("add-{id}");
+    let first = app().post_with_key(&format!("/stock/add/{id}/5"), &key);
+    assert_eq!(first.status, 200, "{first:?}");
+    let retry = app().post_with_key(&format!("/stock/add/{id}/5"), &key);
+    assert_eq!((retry.status, retry.body.clone()), (first.status, first.body.clone()));
+    assert_eq!(find(&id), (5, 1), "the retry added nothing");
+    let other = app().post_with_key(&format!("/stock/add/{id}/6"), &key);
+    assert_client_error(&other, 422);
+    assert_eq!(find(&id), (5, 1));
+    // A refusal is an outcome too: replayed, not re-run, even after stock arrives.
+    let refused = app().post_with_key(&format!("/stock/subtract/{id}/9"), &format!("sub-{id}"));
+    assert_client_error(&refused, 409);
+    app().post(&format!("/stock/add/{id}/10"));
+    let replayed = app().post_with_key(&format!("/stock/subtract/{id}/9"), &format!("sub-{id}"));
+    assert_eq!(replayed.status, 409);
+    assert_eq!(find(&id), (15, 1));
+    assert_client_error(&app().post_with_key(&format!("/stock/add/{id}/1"), "bad key with spaces"), 400);
+}

@@ -1,0 +1,132 @@
+//! `Idempotency-Key` semantics, shared by every mutating endpoint.
+//!
+//! A retry with the same key gets the first response without the work being done again; the
+//! same key with a different request is refused (422); a retry while the first is still running
+//! is refused (409, retry later). Records expire after [`DONE_TTL_SECONDS`]; a claim whose request
+//! never finished (its server died) expires after [`PENDING_TTL_SECONDS`], after which the key
+//! can be used again. Server errors (5xx) are not recorded: the request may simply be retried.
+//!
+//! This module is the pure part (records and the decision); `spin-kit` does the Redis I/O.
+
+use crate::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// How long a finished request's response is kept: 24 h.
+pub const DONE_TTL_SECONDS: i64 = 24 * 60 * 60;
+/// How long a claim of a running request holds the key.
+pub const PENDING_TTL_SECONDS: i64 = 60;
+/// Longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// What is stored under a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Record {
+    /// A request with this key is running.
+    Pending { fingerprint: String },
+    /// A request with this key finished with this response.
+    Done { fingerprint: String, status: u16, body: String },
+}
+
+/// What to do with a request that carries a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// First use of the key: do the work (the key is now claimed).
+    Execute,
+    /// Answer with the recorded response.
+    Replay { status: u16, body: String },
+    /// Refuse with this error.
+    Refuse(ApiError),
+}
+
+impl Record {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(raw: &str) -> Option<Record> {
+        serde_json::from_str(raw).ok()
+    }
+}
+
+/// Checks a key taken from the `Idempotency-Key` header.
+pub fn check_key(key: &str) -> Result<&str, ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable ASCII characters"
+        )));
+    }
+    Ok(key)
+}
+
+/// Identifies a request: the same key may only be reused for the same request.
+pub fn fingerprint(method: &str, path_and_query: &str) -> String {
+    format!("{method} {path_and_query}")
+}
+
+/// Decides from what the key held before this request claimed it (`None`: it was free).
+pub fn decide(prior: Option<Record>, fingerprint: &str) -> Decision {
+    match prior {
+        None => Decision::Execute,
+        Some(Record::Pending { fingerprint: fp }) | Some(Record::Done { fingerprint: fp, .. }) if fp != fingerprint => {
+            Decision::Refuse(ApiError::Unprocessable(format!(
+                "this Idempotency-Key was used for another request ({fp})"
+            )))
+        }
+        Some(Record::Pending { .. }) => Decision::Refuse(ApiError::Conflict(
+            "a request with this Idempotency-Key is still running; retry later".into(),
+        )),
+        Some(Record::Done { status, body, .. }) => Decision::Replay { status, body },
+    }
+}
+
+/// Whether a response is final and so recorded for replays (5xx are not: retry may succeed).
+pub fn is_recorded(status: u16) -> bool {
+    status < 500
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_key_executes_and_finished_key_replays() {
+        assert_eq!(decide(None, "POST /a"), Decision::Execute);
+        let done = Record::Done { fingerprint: "POST /a".into(), status: 201, body: "{}".into() };
+        assert_eq!(decide(Some(done), "POST /a"), Decision::Replay { status: 201, body: "{}".into() });
+    }
+
+    #[test]
+    fn key_reused_for_another_request_is_422_and_running_one_409() {
+        let done = Record::Done { fingerprint: "POST /a".into(), status: 200, body: "{}".into() };
+        match decide(Some(done), "POST /b") {
+            Decision::Refuse(e) => assert_eq!(e.status(), 422),
+            other => panic!("{other:?}"),
+        }
+        let pending = Record::Pending { fingerprint: "POST /a".into() };
+        match decide(Some(pending.clone()), "POST /a") {
+            Decision::Refuse(e) => assert_eq!(e.status(), 409),
+            other => panic!("{other:?}"),
+        }
+        match decide(Some(pending), "POST /b") {
+            Decision::Refuse(e) => assert_eq!(e.status(), 422),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_garbage_is_none() {
+        let r = Record::Done { fingerprint: "POST /a".into(), status: 409, body: "{\"x\":1}".into() };
+        assert_eq!(Record::decode(&r.encode()), Some(r));
+        assert_eq!(Record::decode("nope"), None);
+    }
+
+    #[test]
+    fn keys_are_checked_and_5xx_not_recorded() {
+        assert!(check_key("abc-123").is_ok());
+        assert!(check_key("").is_err());
+        assert!(check_key("a b").is_err());
+        assert!(check_key(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(is_recorded(200) && is_recorded(409) && !is_recorded(503));
+    }
+}

@@ -1,0 +1,87 @@
+//! The Redis side of `Idempotency-Key` (rules in `market_core::idempotency`).
+//!
+//! Keys live under the owning service's prefix, `<service>:idem:<key>`, where the service is the
+//! first segment of the request path (`/payment/pay/...` → `payment:idem:...`).
+
+use crate::respond;
+use crate::stores::{args, redis_idempotent, redis_once, reply_text};
+use crate::{Reply, Request};
+use market_core::ApiError;
+use market_core::idempotency::{self, DONE_TTL_SECONDS, Decision, PENDING_TTL_SECONDS, Record};
+use std::future::Future;
+
+/// Claims the key if free (storing ARGV[1] for ARGV[2] seconds) and returns what it held before
+/// ('' when it was free), in one atomic step.
+const CLAIM_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) if v then return v end \
+     redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return ''";
+
+/// Runs `work` at most once per `Idempotency-Key` (when the request carries one).
+pub async fn once<Fut>(req_key: Option<String>, service: &str, fingerprint: String, work: Fut) -> Reply
+where
+    Fut: Future<Output = Reply>,
+{
+    let Some(raw_key) = req_key else { return work.await };
+    let key = match idempotency::check_key(&raw_key) {
+        Ok(k) => format!("{service}:idem:{k}"),
+        Err(e) => return respond::error(&e),
+    };
+    match claim(&key, &fingerprint).await {
+        Err(e) => return respond::error(&e),
+        Ok(Decision::Refuse(e)) => return respond::error(&e),
+        Ok(Decision::Replay { status, body }) => {
+            let mut reply = respond::raw_json(status, body);
+            reply.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));
+            return reply;
+        }
+        Ok(Decision::Execute) => {}
+    }
+    let reply = work.await;
+    record(&key, fingerprint, &reply).await;
+    reply
+}
+
+async fn claim(key: &str, fingerprint: &str) -> Result<Decision, ApiError> {
+    let pending = Record::Pending { fingerprint: fingerprint.to_string() }.encode();
+    let ttl = PENDING_TTL_SECONDS.to_string();
+    // Not retried: a retry after a lost reply would find our own claim and refuse us.
+    let reply = redis_once(|conn| async move {
+        conn.execute("EVAL", args([CLAIM_SCRIPT, "1", key, &pending, &ttl])).await
+    })
+    .await?;
+    let prior = reply_text(&reply).unwrap_or_default();
+    if prior.is_empty() {
+        return Ok(Decision::Execute);
+    }
+    let prior = Record::decode(&prior)
+        .ok_or_else(|| ApiError::Internal(format!("unreadable idempotency record under {key}")))?;
+    Ok(idempotency::decide(Some(prior), fingerprint))
+}
+
+/// Records a final response for replays, or frees the key after a server error.
+async fn record(key: &str, fingerprint: String, reply: &Reply) {
+    let status = reply.status().as_u16();
+    let result = if idempotency::is_recorded(status) {
+        let done = Record::Done { fingerprint, status, body: reply.body().clone() }.encode();
+        let ttl = DONE_TTL_SECONDS.to_string();
+        redis_idempotent(|conn| {
+            let a = args([key, &done, "EX", &ttl]);
+            async move { conn.execute("SET", a).await }
+        })
+        .await
+        .map(|_| ())
+    } else {
+        redis_idempotent(|conn| async move { conn.del(&[key.to_string()]).await }).await.map(|_| ())
+    };
+    if let Err(e) = result {
+        // The claim expires by itself; until then retries get 409 rather than a second execution.
+        eprintln!("idempotency record for {key} not written: {e}");
+    }
+}
+
+/// The request's `Idempotency-Key`, its owning service and fingerprint.
+pub fn request_identity(req: &Request) -> (Option<String>, String, String) {
+    let key = req.headers().get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
+    (key, service, idempotency::fingerprint(req.method().as_str(), path))
+}
