@@ -127,7 +127,7 @@ impl Host {
     }
 
     fn get(&self, path: &str) -> Response {
-        request(self.port, "GET", path)
+        request(self.port, "GET", path, None)
     }
 
     fn json(&self, path: &str) -> Value {
@@ -153,12 +153,14 @@ impl Response {
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
-fn request(port: u16, method: &str, path: &str) -> Response {
+fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Response {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let length = body.map(|b| format!("Content-Length: {}\r\n", b.len())).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n{length}\r\n{}",
+        body.unwrap_or("")
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -212,6 +214,16 @@ fn routes_headers_variables_and_content_length() {
     assert!(v["error"].as_str().unwrap().contains("Undefined"), "{v}");
     let v = host.json("/var/Bad");
     assert!(v["error"].as_str().unwrap().contains("InvalidName"), "{v}");
+}
+
+#[test]
+fn request_bodies_reach_the_guest() {
+    let host = Host::start(&manifest(|m| m), &[], &[]);
+    let r = request(host.port, "POST", "/body", Some("{\"qty\": 5}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["body"], "{\"qty\": 5}");
 }
 
 #[test]
