@@ -1,0 +1,14 @@
+//! The order service's domain and the checkout saga, free of Spin types.
+//!
+//! * [`order`]: what an order is and what its endpoints accept.
+//! * [`saga`]: the checkout saga — its record, its state machine and the driver that runs it
+//!   against any [`saga::Participants`] (HTTP calls in production, fakes in tests).
+//! * [`sql`], [`redis_scripts`]: the statements and scripts the service runs.
+//!
+//! Data ownership: Postgres schema `orders` (role `orders_service`) holds the orders; Redis
+//! database 1, prefix `orders:`, holds the saga table and its work structures.
+
+pub mod order;
+pub mod redis_scripts;
+pub mod saga;
+pub mod sql;

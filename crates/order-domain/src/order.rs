@@ -1,0 +1,109 @@
+//! Orders and the requests that change them.
+
+use market_core::{ApiError, parse_count, parse_id, parse_non_negative};
+use serde::{Deserialize, Serialize};
+
+/// The largest batch `batch_init` accepts in one call.
+pub const MAX_BATCH_ORDERS: i64 = 1_000_000;
+
+/// An order line: item id and quantity, serialized as `[item_id, quantity]` like WDM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line(pub String, pub i64);
+
+/// What `GET /orders/find/{order_id}` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub paid: bool,
+    pub items: Vec<Line>,
+    pub user_id: String,
+    pub total_cost: i64,
+}
+
+/// `POST /orders/addItem/{order_id}/{item_id}/{quantity}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddItem<'a> {
+    pub order_id: &'a str,
+    pub item_id: &'a str,
+    pub quantity: i64,
+}
+
+impl<'a> AddItem<'a> {
+    pub fn parse(order_id: &'a str, item_id: &'a str, quantity: &str) -> Result<Self, ApiError> {
+        let quantity = parse_non_negative("quantity", quantity)?;
+        if quantity == 0 {
+            return Err(ApiError::BadRequest("quantity must be at least 1".into()));
+        }
+        Ok(Self { order_id: parse_id("order_id", order_id)?, item_id: parse_id("item_id", item_id)?, quantity })
+    }
+
+    /// The cost this line adds, or an error when it overflows.
+    pub fn cost(&self, price: i64) -> Result<i64, ApiError> {
+        self.quantity
+            .checked_mul(price)
+            .ok_or_else(|| ApiError::BadRequest(format!("{} × {price} overflows the order's cost", self.quantity)))
+    }
+}
+
+/// `POST /orders/batch_init/{n}/{n_items}/{n_users}/{item_price}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInit {
+    pub n: i64,
+    pub n_items: i64,
+    pub n_users: i64,
+    pub item_price: i64,
+}
+
+impl BatchInit {
+    pub fn parse(n: &str, n_items: &str, n_users: &str, item_price: &str) -> Result<Self, ApiError> {
+        let batch = Self {
+            n: parse_count("n", n, MAX_BATCH_ORDERS)?,
+            n_items: parse_count("n_items", n_items, i64::MAX)?,
+            n_users: parse_count("n_users", n_users, i64::MAX)?,
+            item_price: parse_non_negative("item_price", item_price)?,
+        };
+        if batch.n > 0 && (batch.n_items == 0 || batch.n_users == 0) {
+            return Err(ApiError::BadRequest("n_items and n_users must be at least 1".into()));
+        }
+        if batch.item_price.checked_mul(2).is_none() {
+            return Err(ApiError::BadRequest("item_price is too large".into()));
+        }
+        Ok(batch)
+    }
+}
+
+pub fn order_not_found(order_id: &str) -> ApiError {
+    ApiError::NotFound(format!("order {order_id} not found"))
+}
+
+pub fn order_already_paid(order_id: &str) -> ApiError {
+    ApiError::Conflict(format!("order {order_id} is paid and can no longer change"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_serialize_as_pairs() {
+        let order = Order { order_id: "o".into(), paid: false, items: vec![Line("i".into(), 2)], user_id: "u".into(), total_cost: 4 };
+        let v = serde_json::to_value(&order).unwrap();
+        assert_eq!(v["items"], serde_json::json!([["i", 2]]));
+    }
+
+    #[test]
+    fn add_item_refuses_zero_and_overflowing_costs() {
+        assert_eq!(AddItem::parse("o", "i", "0").unwrap_err().status(), 400);
+        let add = AddItem::parse("o", "i", "3").unwrap();
+        assert_eq!(add.cost(5), Ok(15));
+        assert_eq!(add.cost(i64::MAX).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn batch_init_needs_items_and_users() {
+        assert!(BatchInit::parse("10", "5", "5", "1").is_ok());
+        assert!(BatchInit::parse("0", "0", "0", "1").is_ok());
+        assert_eq!(BatchInit::parse("10", "0", "5", "1").unwrap_err().status(), 400);
+        assert_eq!(BatchInit::parse("10", "5", "5", &i64::MAX.to_string()).unwrap_err().status(), 400);
+    }
+}

@@ -1,0 +1,113 @@
+//! The saga table in Redis (database 1, prefix `orders:`) and the scripts that change it, each
+//! one atomic round trip.
+//!
+//! | key | holds |
+//! | --- | --- |
+//! | `orders:checkout:<order>:<generation>` | the attempt number of the order's current saga |
+//! | `orders:saga:<saga_id>` | the saga [`Record`](crate::saga::Record) as JSON (its id is the key's) |
+//! | `orders:lease:<saga_id>` | the token of the driver that owns the saga, with a TTL |
+//! | `orders:sagas:active` | sorted set of running sagas, scored by when they are due (ms) |
+//! | `orders:alarm:*` | empty keys whose expiry wakes the worker |
+//!
+//! A running saga is always in `orders:sagas:active`, scored by its lease's end while a driver
+//! owns it, or by its retry time. The worker claims the due ones. Whatever rings it —
+//! `orders:doorbell`, or a key of database 1 expiring (`__keyevent@1__:expired`: a lease whose
+//! driver died, an alarm) — it drains what is due, then arms `orders:alarm:next` for the next
+//! due saga. The records' `"state":"…"` is found by plain substring search: our JSON escapes every
+//! `"` inside strings, so the sequence can only be the top-level field.
+
+/// ARGV: order id, generation, record JSON (state running), now ms, lease ms, owner token.
+/// Returns `["drive", attempt]` when this call started a saga that the caller now owns, or
+/// `["join", attempt, record]` when a saga of this order is running or has paid it.
+/// A failed saga is followed by a new attempt; a saga whose record was lost is re-driven
+/// under the same id (the participants' ledgers dedupe it).
+/// It also arms a ladder of alarms (1 s … 256 s) so that sagas left behind by a host that died
+/// are picked up after its restart even if no request comes.
+pub const BEGIN: &str = r#"
+local ptr = 'orders:checkout:' .. ARGV[1] .. ':' .. ARGV[2]
+local attempt = tonumber(redis.call('GET', ptr) or '-1')
+if attempt >= 0 then
+  local rec = redis.call('GET', 'orders:saga:' .. ARGV[1] .. '.' .. ARGV[2] .. '.' .. attempt)
+  if rec and not string.find(rec, '"state":"failed"', 1, true) then
+    return {'join', tostring(attempt), rec}
+  end
+  if not rec then attempt = attempt - 1 end
+end
+attempt = attempt + 1
+local id = ARGV[1] .. '.' .. ARGV[2] .. '.' .. attempt
+redis.call('SET', ptr, attempt)
+redis.call('SET', 'orders:saga:' .. id, ARGV[3])
+redis.call('SET', 'orders:lease:' .. id, ARGV[6], 'PX', ARGV[5])
+redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[4]) + tonumber(ARGV[5]), id)
+for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 'NX') end
+return {'drive', tostring(attempt)}
+"#;
+
+/// ARGV: saga id, owner token, record JSON, '1' if final else '0', due ms (retry), now ms.
+/// Writes the record only if the caller still owns the lease (returns 1; else 0 and nothing
+/// changes); a final saga leaves the active set, a retried one is due again at `due`.
+pub const FINISH: &str = r#"
+local lease = 'orders:lease:' .. ARGV[1]
+if redis.call('GET', lease) ~= ARGV[2] then return 0 end
+redis.call('SET', 'orders:saga:' .. ARGV[1], ARGV[3])
+redis.call('DEL', lease)
+if ARGV[4] == '1' then
+  redis.call('ZREM', 'orders:sagas:active', ARGV[1])
+else
+  redis.call('ZADD', 'orders:sagas:active', ARGV[5], ARGV[1])
+  local wait = math.max(1, tonumber(ARGV[5]) - tonumber(ARGV[6]))
+  local t = redis.call('PTTL', 'orders:alarm:next')
+  if t < 0 or t > wait then redis.call('SET', 'orders:alarm:next', '', 'PX', math.floor(wait)) end
+end
+return 1
+"#;
+
+/// ARGV: saga id, owner token, lease ms, now ms. Extends the lease if still owned (1), else 0.
+pub const RENEW: &str = r#"
+local lease = 'orders:lease:' .. ARGV[1]
+if redis.call('GET', lease) ~= ARGV[2] then return 0 end
+redis.call('PEXPIRE', lease, ARGV[3])
+redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[1])
+return 1
+"#;
+
+/// ARGV: now ms, lease ms, owner token, batch size. Claims up to that many due sagas, returning
+/// `[id, record, id, record, ...]`, and arms `orders:alarm:next` for the next due one.
+pub const CLAIM: &str = r#"
+local now = tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', 'orders:sagas:active', '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local out = {}
+for _, id in ipairs(ids) do
+  if redis.call('SET', 'orders:lease:' .. id, ARGV[3], 'PX', ARGV[2], 'NX') then
+    local rec = redis.call('GET', 'orders:saga:' .. id)
+    if rec and string.find(rec, '"state":"running"', 1, true) then
+      redis.call('ZADD', 'orders:sagas:active', now + tonumber(ARGV[2]), id)
+      table.insert(out, id)
+      table.insert(out, rec)
+    else
+      redis.call('ZREM', 'orders:sagas:active', id)
+      redis.call('DEL', 'orders:lease:' .. id)
+    end
+  end
+end
+local first = redis.call('ZRANGE', 'orders:sagas:active', 0, 0, 'WITHSCORES')
+if first[2] then
+  local wait = math.max(50, tonumber(first[2]) - now)
+  local t = redis.call('PTTL', 'orders:alarm:next')
+  if t < 0 or t > wait then redis.call('SET', 'orders:alarm:next', '', 'PX', math.floor(wait)) end
+end
+return out
+"#;
+
+/// The channel that wakes the worker at once.
+pub const DOORBELL: &str = "orders:doorbell";
+
+/// The key of the current attempt pointer of an order generation.
+pub fn checkout_key(order_id: &str, generation: i64) -> String {
+    format!("orders:checkout:{order_id}:{generation}")
+}
+
+/// The key of a saga's record.
+pub fn saga_key(saga_id: &str) -> String {
+    format!("orders:saga:{saga_id}")
+}

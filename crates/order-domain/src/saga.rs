@@ -1,0 +1,259 @@
+//! The checkout saga: reserve stock → charge payment → mark the order paid; on a refusal,
+//! compensate what was done, in reverse (refund, release).
+//!
+//! Every participant step is idempotent and keyed by the saga id, and each participant records
+//! its decision (e.g. "refused") in its own ledger. Hence a saga can be **re-driven from the
+//! start at any time** — after a crash, by another worker — and reaches the same decisions: a
+//! reserve already done answers "done", a charge already refused answers "refused", a
+//! compensation of a step that never happened is a no-op that also blocks the step for good.
+//! The Redis record therefore only needs to say whether the saga is running or finished; it
+//! also keeps the history for operators. A lease (see `redis_scripts`) keeps two drivers from
+//! advancing one saga at once, and the driver re-checks it as it goes ([`Fence`]).
+//!
+//! [`drive`] is the whole algorithm; its I/O goes through [`Participants`], [`Clock`] and
+//! [`Fence`], so tests run it against fakes with injected failures.
+
+use crate::order::Line;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// What a saga is about: fixed when it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Not stored in the record: it is the record's key (see [`Record::decode_for`]).
+    #[serde(skip)]
+    pub saga_id: String,
+    pub order_id: String,
+    /// The order's generation (bumped when `batch_init` re-creates it).
+    pub generation: i64,
+    /// 0 for the first checkout of this order generation, +1 after each failed one. Not stored:
+    /// it is part of the saga id.
+    #[serde(skip)]
+    pub attempt: i64,
+    pub user_id: String,
+    pub items: Vec<Line>,
+    pub total: i64,
+}
+
+impl Plan {
+    /// Saga ids are derived, never random: if Redis ever lost a saga's record, the next checkout
+    /// re-drives the same id and the participants' ledgers dedupe it.
+    pub fn saga_id(order_id: &str, generation: i64, attempt: i64) -> String {
+        format!("{order_id}.{generation}.{attempt}")
+    }
+}
+
+/// Whether the saga is running or finished, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Running,
+    Paid,
+    Failed,
+}
+
+/// A participant step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    ReserveStock,
+    ChargePayment,
+    MarkPaid,
+    RefundPayment,
+    ReleaseStock,
+}
+
+/// What a participant answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The step is done (now or before).
+    Done,
+    /// The participant refused, for good (e.g. out of stock): compensate.
+    Refused(String),
+    /// No answer or a temporary failure: the step may have happened or not; retry it.
+    Transient(String),
+}
+
+/// One line of a saga's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at_ms: u64,
+    /// Who drove: "checkout" (the request itself) or "worker".
+    pub by: String,
+    pub step: Step,
+    /// "done", "refused: <reason>" or "error: <message>".
+    pub outcome: String,
+}
+
+/// The saga's record in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(flatten)]
+    pub plan: Plan,
+    pub state: State,
+    /// Why a failed saga failed (e.g. "out of stock").
+    pub reason: Option<String>,
+    /// How many times a driver picked it up.
+    pub drives: u32,
+    pub history: Vec<Event>,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+impl Record {
+    pub fn new(plan: Plan, now_ms: u64) -> Self {
+        Record { plan, state: State::Running, reason: None, drives: 0, history: Vec::new(), created_ms: now_ms, updated_ms: now_ms }
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes the record stored under `saga_id`'s key.
+    pub fn decode_for(saga_id: &str, raw: &str) -> Option<Record> {
+        let mut record: Record = serde_json::from_str(raw).ok()?;
+        record.plan.attempt = saga_id.rsplit('.').next()?.parse().ok()?;
+        record.plan.saga_id = saga_id.to_string();
+        Some(record)
+    }
+
+    /// Folds a drive's report into the record.
+    pub fn apply(&mut self, report: &DriveReport, now_ms: u64) {
+        self.drives += 1;
+        self.history.extend(report.events.iter().cloned());
+        self.updated_ms = now_ms;
+        if let DriveResult::Final { state, reason } = &report.result {
+            self.state = *state;
+            self.reason = reason.clone();
+        }
+    }
+}
+
+/// Where the saga goes after a step's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Do { step: Step, reason: Option<String> },
+    Finish { state: State, reason: Option<String> },
+    Retry { step: Step, error: String },
+}
+
+/// The state machine. `reason` is why the saga is compensating, if it is.
+pub fn next(step: Step, outcome: &Outcome, reason: Option<String>) -> Next {
+    use Step::*;
+    let why = |r: &str| Some(reason.clone().unwrap_or_else(|| r.to_string()));
+    match (step, outcome) {
+        (_, Outcome::Transient(e)) => Next::Retry { step, error: e.clone() },
+        (ReserveStock, Outcome::Done) => Next::Do { step: ChargePayment, reason: None },
+        // An all-or-nothing reservation that was refused left nothing to undo.
+        (ReserveStock, Outcome::Refused(r)) => Next::Finish { state: State::Failed, reason: why(r) },
+        (ChargePayment, Outcome::Done) => Next::Do { step: MarkPaid, reason: None },
+        (ChargePayment, Outcome::Refused(r)) => Next::Do { step: ReleaseStock, reason: why(r) },
+        (MarkPaid, Outcome::Done) => Next::Finish { state: State::Paid, reason: None },
+        (MarkPaid, Outcome::Refused(r)) => Next::Do { step: RefundPayment, reason: why(r) },
+        // Compensations cannot be refused: "nothing to undo" is done too.
+        (RefundPayment, _) => Next::Do { step: ReleaseStock, reason },
+        (ReleaseStock, _) => Next::Finish { state: State::Failed, reason },
+    }
+}
+
+/// The saga's participants.
+pub trait Participants {
+    fn run(&self, step: Step, plan: &Plan) -> impl Future<Output = Outcome>;
+}
+
+/// Time, and waiting.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()>;
+}
+
+/// The driver's lease: `renew` extends it and says whether it is still ours.
+pub trait Fence {
+    fn renew(&self) -> impl Future<Output = bool>;
+}
+
+/// How a driver retries a step that failed transiently before handing the saga back.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Waits between inline retries of one step; when they run out the drive ends with `Retry`.
+    pub backoff_ms: Vec<u64>,
+    /// Renew the lease when this long passed since the last renewal (a third of the lease).
+    pub renew_every_ms: u64,
+}
+
+/// How a drive ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriveResult {
+    Final { state: State, reason: Option<String> },
+    /// A step kept failing transiently: drive again later.
+    Retry { step: Step, error: String },
+    /// The lease was lost: another driver owns the saga; this one wrote nothing.
+    Fenced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveReport {
+    pub result: DriveResult,
+    pub events: Vec<Event>,
+}
+
+/// Runs the saga from its first step until it finishes, keeps failing, or the lease is lost.
+pub async fn drive<P: Participants, C: Clock, F: Fence>(
+    plan: &Plan,
+    participants: &P,
+    clock: &C,
+    fence: &F,
+    policy: &RetryPolicy,
+    by: &str,
+) -> DriveReport {
+    let mut events = Vec::new();
+    let mut step = Step::ReserveStock;
+    let mut reason: Option<String> = None;
+    let mut retries = 0usize;
+    let mut renewed_at = clock.now_ms();
+    loop {
+        if clock.now_ms().saturating_sub(renewed_at) >= policy.renew_every_ms {
+            if !fence.renew().await {
+                return DriveReport { result: DriveResult::Fenced, events };
+            }
+            renewed_at = clock.now_ms();
+        }
+        let outcome = participants.run(step, plan).await;
+        events.push(Event {
+            at_ms: clock.now_ms(),
+            by: by.to_string(),
+            step,
+            outcome: match &outcome {
+                Outcome::Done => "done".to_string(),
+                Outcome::Refused(r) => format!("refused: {r}"),
+                Outcome::Transient(e) => format!("error: {e}"),
+            },
+        });
+        match next(step, &outcome, reason.clone()) {
+            Next::Do { step: s, reason: r } => {
+                step = s;
+                reason = r;
+                retries = 0;
+            }
+            Next::Finish { state, reason } => {
+                return DriveReport { result: DriveResult::Final { state, reason }, events };
+            }
+            Next::Retry { step: s, error } => match policy.backoff_ms.get(retries) {
+                Some(&wait) => {
+                    retries += 1;
+                    clock.sleep_ms(wait).await;
+                    step = s;
+                }
+                None => return DriveReport { result: DriveResult::Retry { step: s, error }, events },
+            },
+        }
+    }
+}
+
+/// When a saga that must be retried is due again: grows with the number of drives, capped.
+pub fn retry_delay_ms(drives: u32) -> u64 {
+    (250u64 << drives.min(5)).min(5_000)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! The saga against a fake world: participants with real ledger semantics, a fake clock, and
+//! failures injected at every step (before the step applies, and after it applied but its reply
+//! was lost), plus crashes of the driver between any two steps.
+
+use super::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// Runs a future that never waits on anything real (all fakes answer at once).
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reservation {
+    Reserved,
+    Refused,
+    Released,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charge {
+    Charged,
+    Refused,
+    Refunded,
+}
+
+/// How a participant call fails, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Fails before applying anything.
+    Before,
+    /// Applies, then the reply is lost.
+    After,
+}
+
+#[derive(Default)]
+struct World {
+    stock: RefCell<HashMap<String, i64>>,
+    credit: RefCell<HashMap<String, i64>>,
+    reservations: RefCell<HashMap<String, Reservation>>,
+    charges: RefCell<HashMap<String, Charge>>,
+    /// order id → (generation, saga that paid it)
+    orders: RefCell<HashMap<String, (i64, Option<String>)>>,
+    /// Faults to inject, in call order; empty = none.
+    faults: RefCell<Vec<Fault>>,
+    calls: Cell<usize>,
+}
+
+impl World {
+    fn with(stock: &[(&str, i64)], credit: &[(&str, i64)], orders: &[(&str, i64)]) -> World {
+        let w = World::default();
+        w.stock.borrow_mut().extend(stock.iter().map(|(k, v)| (k.to_string(), *v)));
+        w.credit.borrow_mut().extend(credit.iter().map(|(k, v)| (k.to_string(), *v)));
+        w.orders.borrow_mut().extend(orders.iter().map(|(k, g)| (k.to_string(), (*g, None))));
+        w
+    }
+
+    fn apply(&self, step: Step, plan: &Plan) -> Outcome {
+        let id = plan.saga_id.clone();
+        match step {
+            Step::ReserveStock => {
+                if let Some(r) = self.reservations.borrow().get(&id) {
+                    return if *r == Reservation::Reserved { Outcome::Done } else { Outcome::Refused("out of stock".into()) };
+                }
+                let mut stock = self.stock.borrow_mut();
+                let enough = plan.items.iter().all(|Line(item, qty)| stock.get(item).is_some_and(|s| s >= qty));
+                if !enough {
+                    self.reservations.borrow_mut().insert(id, Reservation::Refused);
+                    return Outcome::Refused("out of stock".into());
+                }
+                for Line(item, qty) in &plan.items {
+                    *stock.get_mut(item).unwrap() -= qty;
+                }
+                self.reservations.borrow_mut().insert(id, Reservation::Reserved);
+                Outcome::Done
+            }
+            Step::ReleaseStock => {
+                let prior = self.reservations.borrow().get(&id).copied();
+                match prior {
+                    None => {
+                        self.reservations.borrow_mut().insert(id, Reservation::Released);
+                    }
+                    Some(Reservation::Reserved) => {
+                        let mut stock = self.stock.borrow_mut();
+                        for Line(item, qty) in &plan.items {
+                            *stock.get_mut(item).unwrap() += qty;
+                        }
+                        self.reservations.borrow_mut().insert(id, Reservation::Released);
+                    }
+                    Some(_) => {}
+                }
+                Outcome::Done
+            }
+            Step::ChargePayment => {
+                if let Some(c) = self.charges.borrow().get(&id) {
+                    return if *c == Charge::Charged { Outcome::Done } else { Outcome::Refused("insufficient credit".into()) };
+                }
+                let mut credit = self.credit.borrow_mut();
+                match credit.get_mut(&plan.user_id) {
+                    Some(c) if *c >= plan.total => {
+                        *c -= plan.total;
+                        self.charges.borrow_mut().insert(id, Charge::Charged);
+                        Outcome::Done
+                    }
+                    _ => {
+                        self.charges.borrow_mut().insert(id, Charge::Refused);
+                        Outcome::Refused("insufficient credit".into())
+                    }
+                }
+            }
+            Step::RefundPayment => {
+                let prior = self.charges.borrow().get(&id).copied();
+                match prior {
+                    None => {
+                        self.charges.borrow_mut().insert(id, Charge::Refunded);
+                    }
+                    Some(Charge::Charged) => {
+                        *self.credit.borrow_mut().get_mut(&plan.user_id).unwrap() += plan.total;
+                        self.charges.borrow_mut().insert(id, Charge::Refunded);
+                    }
+                    Some(_) => {}
+                }
+                Outcome::Done
+            }
+            Step::MarkPaid => {
+                let mut orders = self.orders.borrow_mut();
+                match orders.get_mut(&plan.order_id) {
+                    Some((generation, paid_by)) if *generation == plan.generation => match paid_by {
+                        Some(s) if *s != id => Outcome::Refused("paid by another checkout".into()),
+                        _ => {
+                            *paid_by = Some(id);
+                            Outcome::Done
+                        }
+                    },
+                    _ => Outcome::Refused("order changed".into()),
+                }
+            }
+        }
+    }
+}
+
+impl Participants for World {
+    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+        let n = self.calls.get();
+        self.calls.set(n + 1);
+        let fault = self.faults.borrow().get(n).copied().unwrap_or(Fault::None);
+        match fault {
+            Fault::None => self.apply(step, plan),
+            Fault::Before => Outcome::Transient("injected: no answer".into()),
+            Fault::After => {
+                self.apply(step, plan);
+                Outcome::Transient("injected: reply lost".into())
+            }
+        }
+    }
+}
+
+/// A driver that dies after `budget` participant calls: later calls do nothing.
+struct Crashing<'a> {
+    world: &'a World,
+    budget: Cell<usize>,
+}
+
+impl Participants for Crashing<'_> {
+    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+        if self.budget.get() == 0 {
+            return Outcome::Transient("driver crashed".into());
+        }
+        self.budget.set(self.budget.get() - 1);
+        self.world.run(step, plan).await
+    }
+}
+
+struct FakeClock(Cell<u64>);
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> u64 {
+        self.0.get()
+    }
+    async fn sleep_ms(&self, ms: u64) {
+        self.0.set(self.0.get() + ms);
+    }
+}
+
+struct Lease(Cell<bool>);
+
+impl Fence for Lease {
+    async fn renew(&self) -> bool {
+        self.0.get()
+    }
+}
+
+fn plan(order: &str, user: &str, items: &[(&str, i64)], total: i64) -> Plan {
+    Plan {
+        saga_id: Plan::saga_id(order, 0, 0),
+        order_id: order.into(),
+        generation: 0,
+        attempt: 0,
+        user_id: user.into(),
+        items: items.iter().map(|(i, q)| Line(i.to_string(), *q)).collect(),
+        total,
+    }
+}
+
+fn patient() -> RetryPolicy {
+    RetryPolicy { backoff_ms: vec![10, 20, 40], renew_every_ms: 1_000 }
+}
+
+fn no_retries() -> RetryPolicy {
+    RetryPolicy { backoff_ms: vec![], renew_every_ms: 1_000 }
+}
+
+fn run(world: &impl Participants, plan: &Plan, policy: &RetryPolicy) -> DriveReport {
+    block_on(drive(plan, world, &FakeClock(Cell::new(0)), &Lease(Cell::new(true)), policy, "test"))
+}
+
+/// Re-drives until the saga finishes, like the worker does (bounded).
+fn run_to_end(world: &World, plan: &Plan) -> (State, Option<String>) {
+    for _ in 0..50 {
+        if let DriveResult::Final { state, reason } = run(world, plan, &no_retries()).result {
+            return (state, reason);
+        }
+    }
+    panic!("saga did not finish");
+}
+
+fn stock(w: &World, item: &str) -> i64 {
+    w.stock.borrow()[item]
+}
+
+fn credit(w: &World, user: &str) -> i64 {
+    w.credit.borrow()[user]
+}
+
+#[test]
+fn happy_path_reserves_charges_and_marks_paid() {
+    let w = World::with(&[("a", 5), ("b", 5)], &[("u", 10)], &[("o", 0)]);
+    let p = plan("o", "u", &[("a", 2), ("b", 1)], 7);
+    let report = run(&w, &p, &patient());
+    assert_eq!(report.result, DriveResult::Final { state: State::Paid, reason: None });
+    assert_eq!(report.events.iter().map(|e| e.step).collect::<Vec<_>>(), vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid]);
+    assert_eq!((stock(&w, "a"), stock(&w, "b"), credit(&w, "u")), (3, 4, 3));
+}
+
+#[test]
+fn out_of_stock_fails_without_touching_anything() {
+    let w = World::with(&[("a", 5), ("b", 0)], &[("u", 10)], &[("o", 0)]);
+    let p = plan("o", "u", &[("a", 2), ("b", 1)], 7);
+    let report = run(&w, &p, &patient());
+    assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("out of stock".into()) });
+    assert_eq!((stock(&w, "a"), stock(&w, "b"), credit(&w, "u")), (5, 0, 10));
+}
+
+#[test]
+fn out_of_credit_releases_the_reserved_stock() {
+    let w = World::with(&[("a", 5)], &[("u", 1)], &[("o", 0)]);
+    let p = plan("o", "u", &[("a", 2)], 7);
+    let report = run(&w, &p, &patient());
+    assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("insufficient credit".into()) });
+    assert_eq!(report.events.last().map(|e| e.step), Some(Step::ReleaseStock));
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 1));
+}
+
+#[test]
+fn an_order_changed_meanwhile_is_refunded_and_released() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 1)]); // the plan is for generation 0
+    let p = plan("o", "u", &[("a", 2)], 7);
+    let report = run(&w, &p, &patient());
+    assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("order changed".into()) });
+    let steps: Vec<_> = report.events.iter().map(|e| e.step).collect();
+    assert_eq!(steps, vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid, Step::RefundPayment, Step::ReleaseStock]);
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 10));
+}
+
+#[test]
+fn transient_failures_are_retried_inline_within_the_budget() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    *w.faults.borrow_mut() = vec![Fault::Before, Fault::After, Fault::None, Fault::Before];
+    let report = run(&w, &plan("o", "u", &[("a", 1)], 1), &patient());
+    assert_eq!(report.result, DriveResult::Final { state: State::Paid, reason: None });
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (4, 9), "a lost reply never applies twice");
+}
+
+#[test]
+fn a_step_that_keeps_failing_ends_the_drive_for_a_later_retry() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    *w.faults.borrow_mut() = vec![Fault::None, Fault::Before, Fault::Before, Fault::Before, Fault::Before];
+    let p = plan("o", "u", &[("a", 1)], 1);
+    let report = run(&w, &p, &patient());
+    assert!(matches!(report.result, DriveResult::Retry { step: Step::ChargePayment, .. }), "{report:?}");
+    assert_eq!(run_to_end(&w, &p), (State::Paid, None));
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (4, 9));
+}
+
+#[test]
+fn a_lost_lease_stops_the_driver_before_its_next_step() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    let policy = RetryPolicy { backoff_ms: vec![], renew_every_ms: 0 };
+    let report = block_on(drive(&plan("o", "u", &[("a", 1)], 1), &w, &FakeClock(Cell::new(0)), &Lease(Cell::new(false)), &policy, "test"));
+    assert_eq!(report.result, DriveResult::Fenced);
+    assert_eq!(stock(&w, "a"), 5);
+}
+
+/// The three scenarios with a driver crash after every possible number of calls, then a
+/// re-drive: always the same final state and the same balances as without a crash.
+#[test]
+fn a_crash_between_any_two_steps_is_finished_by_a_re_drive() {
+    let scenarios: [(&[(&str, i64)], &[(&str, i64)], i64, (State, i64, i64)); 4] = [
+        (&[("a", 5)], &[("u", 10)], 0, (State::Paid, 4, 3)),
+        (&[("a", 0)], &[("u", 10)], 0, (State::Failed, 0, 10)),
+        (&[("a", 5)], &[("u", 1)], 0, (State::Failed, 5, 1)),
+        (&[("a", 5)], &[("u", 10)], 1, (State::Failed, 5, 10)),
+    ];
+    for (stock_init, credit_init, generation, expected) in scenarios {
+        for crash_after in 0..6 {
+            for fault in [Fault::Before, Fault::After] {
+                let w = World::with(stock_init, credit_init, &[("o", generation)]);
+                let p = plan("o", "u", &[("a", 1)], 7);
+                // The call the driver dies on either never reaches the participant or applies.
+                let mut faults = vec![Fault::None; crash_after];
+                faults.push(fault);
+                *w.faults.borrow_mut() = faults;
+                let crashing = Crashing { world: &w, budget: Cell::new(crash_after + 1) };
+                let _ = run(&crashing, &p, &no_retries());
+                let (state, _) = run_to_end(&w, &p);
+                assert_eq!((state, stock(&w, "a"), credit(&w, "u")), expected, "crash after {crash_after} calls ({fault:?})");
+            }
+        }
+    }
+}
+
+/// Many sagas on two hot items with random faults: stock and money are conserved, and every
+/// paid order was charged exactly its total.
+#[test]
+fn random_faults_conserve_stock_and_money() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let w = World::with(&[("a", 40), ("b", 25)], &[], &[]);
+    for u in &users {
+        w.credit.borrow_mut().insert(u.clone(), 6);
+    }
+    let faults: Vec<Fault> = (0..5_000).map(|_| match rand(10) { 0 => Fault::Before, 1 => Fault::After, _ => Fault::None }).collect();
+    *w.faults.borrow_mut() = faults;
+    let mut plans = Vec::new();
+    for i in 0..100 {
+        let order = format!("o{i}");
+        w.orders.borrow_mut().insert(order.clone(), (0, None));
+        let qa = rand(3) as i64;
+        let qb = 1 + rand(2) as i64;
+        let p = plan(&order, &users[rand(users.len() as u64) as usize], &[("a", qa), ("b", qb)], qa + qb);
+        plans.push(p);
+    }
+    let mut paid = Vec::new();
+    for p in &plans {
+        // A driver that may crash part-way, then re-drives until final.
+        let crashing = Crashing { world: &w, budget: Cell::new(rand(6) as usize) };
+        let _ = run(&crashing, p, &patient());
+        if run_to_end(&w, p).0 == State::Paid {
+            paid.push(p.clone());
+        }
+    }
+    let sold = |item: &str| -> i64 { paid.iter().flat_map(|p| &p.items).filter(|l| l.0 == item).map(|l| l.1).sum() };
+    assert_eq!(stock(&w, "a") + sold("a"), 40);
+    assert_eq!(stock(&w, "b") + sold("b"), 25);
+    let spent: i64 = paid.iter().map(|p| p.total).sum();
+    let left: i64 = users.iter().map(|u| credit(&w, u)).sum();
+    assert_eq!(left + spent, 6 * users.len() as i64);
+    for p in &plans {
+        let is_paid = w.orders.borrow()[&p.order_id].1.is_some();
+        assert_eq!(is_paid, paid.contains(p), "order {} paid in the order table iff the saga says so", p.order_id);
+    }
+    assert!(!paid.is_empty() && paid.len() < plans.len(), "the scenario has both outcomes");
+}
+
+#[test]
+fn records_round_trip_with_history() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    let p = plan("o", "u", &[("a", 1)], 1);
+    let mut record = Record::new(p.clone(), 1);
+    let report = run(&w, &p, &patient());
+    record.apply(&report, 2);
+    assert_eq!(record.state, State::Paid);
+    assert_eq!(record.history.len(), 3);
+    assert!(!record.encode().contains("saga_id"), "the id is the key, not stored");
+    assert_eq!(Record::decode_for(&p.saga_id, &record.encode()), Some(record));
+    assert_eq!(Record::decode_for("o.0.x", "{}"), None);
+}
+
+#[test]
+fn retry_delays_grow_and_are_capped() {
+    assert_eq!(retry_delay_ms(0), 250);
+    assert!(retry_delay_ms(1) > retry_delay_ms(0));
+    assert_eq!(retry_delay_ms(30), 5_000);
+}
