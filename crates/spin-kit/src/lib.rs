@@ -10,6 +10,7 @@
 //! spin_kit::endpoint!(POST, stock_service::subtract);
 //! ```
 
+pub mod body;
 pub mod idempotency;
 pub mod respond;
 pub mod route;

@@ -32,6 +32,18 @@ pub const WRITE_SCRIPT: &str = "local e = ARGV[1] \
        if v and v >= tonumber(ARGV[3]) then return 0 end end \
      redis.call('SET', k, ARGV[4], 'EX', ARGV[5]) return 1";
 
+/// [`WRITE_SCRIPT`] for many items at once, in the current epoch. ARGV: ttl, then
+/// (item id, version, entry) triples. Returns how many were stored.
+pub const WRITE_MANY_SCRIPT: &str = "local e = redis.call('GET', 'stock:cache:epoch') or '0' \
+     local n = 0 \
+     for i = 2, #ARGV, 3 do \
+       local k = 'stock:cache:' .. e .. ':' .. ARGV[i] \
+       local cur = redis.call('GET', k) \
+       local v = cur and tonumber(string.match(cur, '^(%-?%d+):')) \
+       if not (v and v >= tonumber(ARGV[i + 1])) then \
+         redis.call('SET', k, ARGV[i + 2], 'EX', ARGV[1]) n = n + 1 end \
+     end return n";
+
 /// The key of the epoch counter.
 pub const EPOCH_KEY: &str = "stock:cache:epoch";
 

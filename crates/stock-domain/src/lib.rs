@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod item;
+pub mod reservation;
 pub mod sql;
 
 pub use item::{BatchInit, Item, StockChange};

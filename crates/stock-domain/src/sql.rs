@@ -31,3 +31,9 @@ pub const BATCH_INIT: &str = "INSERT INTO stock.items (item_id, stock, price) \
 
 /// SQLSTATE of an integer overflow.
 pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
+
+/// `$1` saga id, `$2` item ids, `$3` quantities → outcome, changed (see migration 0004).
+pub const RESERVE: &str = "SELECT outcome, changed FROM stock.reserve($1, $2, $3)";
+
+/// `$1` saga id → outcome, changed.
+pub const RELEASE: &str = "SELECT outcome, changed FROM stock.release($1)";

@@ -1,5 +1,5 @@
 //! The stock service's endpoints (one component each): `create`, `find`, `add`, `subtract`,
-//! `batch_init`. Each handler parses its route parameters with `stock-domain`, changes Postgres
+//! `batch_init`, and the checkout saga's participant steps `reserve` and `release`. Each handler parses its route parameters with `stock-domain`, changes Postgres
 //! (schema `stock`, the truth) in one statement, and keeps the `find` cache in Redis (prefix
 //! `stock:`) up to date.
 
@@ -11,6 +11,7 @@ use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::cache::CachedItem;
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
+use stock_domain::reservation::{ReserveRequest, StepOutcome, parse_changed};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
@@ -88,6 +89,45 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         .map_err(pg_failure)?;
     cache::retire_all().await?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
+}
+
+/// `POST /stock/reserve/:saga_id` with `{"items": [[item_id, quantity], ...]}` (saga step,
+/// idempotent per saga): 200 `{"outcome": "reserved"}`, or 409 when refused (out of stock,
+/// unknown item, or the saga's reservation was already released).
+pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
+    let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
+    let request = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?;
+    let (items, quantities) = request.columns();
+    let outcome = saga_step(sql::RESERVE, vec![
+        ParameterValue::Str(saga_id),
+        ParameterValue::ArrayStr(items),
+        ParameterValue::ArrayInt64(quantities),
+    ])
+    .await?;
+    match outcome {
+        StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
+        _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
+    }
+}
+
+/// `POST /stock/release/:saga_id` (saga compensation, idempotent): gives the saga's reserved
+/// stock back; 200 `{"outcome": "released" | "nothing reserved"}`.
+pub async fn release(req: Request) -> Result<Reply, ApiError> {
+    let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
+    let outcome = saga_step(sql::RELEASE, vec![ParameterValue::Str(saga_id)]).await?;
+    let outcome = if outcome == StepOutcome::Released { "released" } else { "nothing reserved" };
+    Ok(respond::ok(&serde_json::json!({ "outcome": outcome })))
+}
+
+/// Runs `stock.reserve` or `stock.release` and writes the items it changed through to the cache.
+async fn saga_step(statement: &str, params: Vec<ParameterValue>) -> Result<StepOutcome, ApiError> {
+    let rows = pg().await?.query(statement, params).await.map_err(pg_failure)?.collect().await.map_err(pg_failure)?;
+    let row = rows.first().ok_or_else(|| ApiError::Internal("saga step returned no row".into()))?;
+    let outcome: String = row.get("outcome").ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
+    if let Some(changed) = row.get::<serde_json::Value>("changed") {
+        cache::store_many(&parse_changed(changed)).await;
+    }
+    Ok(StepOutcome::parse(&outcome))
 }
 
 /// Applies one of the single-statement changes; `None` when no row matched. Writes the new row
