@@ -31,7 +31,7 @@ pub const BATCH_INIT: &str = "INSERT INTO orders.orders (order_id, user_id, paid
             jsonb_build_array(jsonb_build_array(floor(random() * $2)::bigint::text, 1), \
                               jsonb_build_array(floor(random() * $2)::bigint::text, 1)), \
             2 * $4, 0 \
-     FROM generate_series(0, $1 - 1) AS g \
+     FROM generate_series(0::bigint, $1::bigint - 1) AS g \
      ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, paid = false, items = EXCLUDED.items, \
          total_cost = EXCLUDED.total_cost, paid_by_saga = NULL, generation = orders.orders.generation + 1";
 

@@ -66,6 +66,9 @@ pub struct HttpApp {
     handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
 }
 
+/// Paths Spin reserves for itself.
+const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
+
 /// The client address Spin reports for chained requests.
 const CHAINED_CLIENT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
@@ -121,11 +124,16 @@ impl HttpApp {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let app = app.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(app.handle_inbound(req, client_addr).await)
+                        Ok::<_, std::convert::Infallible>(
+                            app.handle_inbound(req, client_addr).await,
+                        )
                     }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
                     tracing::debug!("error serving HTTP connection: {e}");
                 }
             });
@@ -155,6 +163,9 @@ impl HttpApp {
         }
 
         let response = match self.router.route(&path) {
+            // Spin answers its well-known paths itself, before routing.
+            _ if path == "/.well-known/spin/health" => text_response("OK"),
+            _ if path.starts_with(WELL_KNOWN_PREFIX) => status_response(StatusCode::NOT_FOUND),
             None => status_response(StatusCode::NOT_FOUND),
             Some(route) => {
                 let host = req
@@ -249,7 +260,10 @@ impl HttpApp {
             .map(|a| a.to_string())
             .unwrap_or_else(|| format!("{component}.spin.internal"));
         let route = RouteMatch::synthetic(component, req.uri().path());
-        match self.dispatch(route, req, "http", &host, CHAINED_CLIENT_ADDR).await {
+        match self
+            .dispatch(route, req, "http", &host, CHAINED_CLIENT_ADDR)
+            .await
+        {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 tracing::error!("Error processing chained request to {component:?}: {e:?}");
@@ -257,6 +271,14 @@ impl HttpApp {
             }
         }
     }
+}
+
+fn text_response(text: &'static str) -> Response<WasiBody> {
+    Response::new(
+        http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    )
 }
 
 fn status_response(status: StatusCode) -> Response<WasiBody> {

@@ -29,7 +29,7 @@
 //! `fermyon:spin` 1.x/2.x interfaces, TLS (inbound, and outbound Postgres),
 //! `self` and CIDR entries in `allowed_outbound_hosts`, runtime-config
 //! contents (the file is read and ignored with a warning), request timeouts,
-//! `/.well-known/spin/*` routes, OpenTelemetry, log files (guest output goes
+//! `/.well-known/spin/info` (only `/.well-known/spin/health` answers), OpenTelemetry, log files (guest output goes
 //! to our stdout/stderr), and HTTP/2 over TLS.
 //!
 //! Logging: startup lines and errors only; `RUST_LOG=spin_test_host=debug`
@@ -71,7 +71,11 @@ use crate::runtime::ComponentContext;
 use crate::variables::{AppVariables, ComponentVariables};
 
 #[derive(Parser)]
-#[command(name = "spin-test-host", version, about = "A small Spin-compatible host for tests")]
+#[command(
+    name = "spin-test-host",
+    version,
+    about = "A small Spin-compatible host for tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,8 +89,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct UpArgs {
-    /// The application manifest (spin.toml).
-    #[arg(short = 'f', long = "from", value_name = "MANIFEST")]
+    /// The application manifest (spin.toml), or a directory containing one.
+    #[arg(
+        short = 'f',
+        long = "from",
+        value_name = "MANIFEST",
+        default_value = "spin.toml"
+    )]
     from: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -120,7 +129,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1e3,
         "us" | "μs" => value / 1e6,
         "ns" => value / 1e9,
-        _ => return Err(format!("invalid duration unit in {text:?} (use s, ms, us or ns)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use s, ms, us or ns)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
@@ -134,7 +147,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
@@ -172,7 +188,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.runtime_config_file {
         check_runtime_config(path)?;
     }
-    let app = manifest::load(&args.from)?;
+    let manifest_path = if args.from.is_dir() {
+        args.from.join("spin.toml")
+    } else {
+        args.from.clone()
+    };
+    let app = manifest::load(&manifest_path)?;
     let vars = AppVariables::from_env(&app)?;
     let reuse = ReuseConfig {
         max_instance_reuse_count: usize::try_from(args.max_instance_reuse_count)?,
@@ -244,13 +265,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }
         }
         let http = HttpApp::new(&engine, router, components, reuse)?;
-        let l = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                anyhow::anyhow!("{} is already in use", args.listen)
-            } else {
-                anyhow::anyhow!("unable to listen on {}: {e}", args.listen)
-            }
-        })?;
+        let l = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    anyhow::anyhow!("{} is already in use", args.listen)
+                } else {
+                    anyhow::anyhow!("unable to listen on {}: {e}", args.listen)
+                }
+            })?;
         let base_url = format!("http://{}", l.local_addr()?);
         println!("\nServing {base_url}");
         println!("Available Routes:");
@@ -271,12 +294,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 (None, None) => bail!("redis trigger for {:?} has no address", t.component),
             };
             let address = vars.render_str(address_template).with_context(|| {
-                format!("failed to resolve redis trigger address for component {}", t.component)
+                format!(
+                    "failed to resolve redis trigger address for component {}",
+                    t.component
+                )
             })?;
             let channel = vars.render_str(&t.channel).with_context(|| {
-                format!("failed to resolve redis trigger channel for component {}", t.component)
+                format!(
+                    "failed to resolve redis trigger channel for component {}",
+                    t.component
+                )
             })?;
-            let ids = by_address.entry(address).or_default().entry(channel).or_default();
+            let ids = by_address
+                .entry(address)
+                .or_default()
+                .entry(channel)
+                .or_default();
             if !ids.contains(&t.component) {
                 ids.push(t.component.clone());
             }
@@ -323,13 +356,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

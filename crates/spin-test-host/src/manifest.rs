@@ -160,11 +160,17 @@ pub fn load(path: &Path) -> anyhow::Result<App> {
         .with_context(|| format!("cannot read manifest {}", path.display()))?;
     let base_dir = path
         .parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let app = parse(&text, &base_dir)
-        .with_context(|| format!("invalid manifest {}", path.display()))?;
+    let app =
+        parse(&text, &base_dir).with_context(|| format!("invalid manifest {}", path.display()))?;
     for component in app.components.values() {
         ensure!(
             component.source.is_file(),
@@ -288,9 +294,9 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
                     let route = match t.route {
                         RawRoute::Pattern(p) => HttpRoute::Pattern(p),
                         RawRoute::Private { private: true } => HttpRoute::Private,
-                        RawRoute::Private { private: false } => bail!(
-                            "route must be a string pattern or '{{ private = true }}'"
-                        ),
+                        RawRoute::Private { private: false } => {
+                            bail!("route must be a string pattern or '{{ private = true }}'")
+                        }
                     };
                     http_triggers.push(HttpTrigger {
                         route,

@@ -75,7 +75,10 @@ impl AllowedHost {
             );
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        ensure!(!rest.contains('/'), "{url:?} has a path but is not allowed to");
+        ensure!(
+            !rest.contains('/'),
+            "{url:?} has a path but is not allowed to"
+        );
         // IPv6 literals contain colons; only a colon after `]` (or the only
         // colon, for names) separates the port.
         let (host, port) = if let Some(end) = rest.find(']') {
@@ -103,13 +106,19 @@ impl AllowedHost {
         let host_pat = if host == "*" {
             HostPattern::Any
         } else if let Some(domain) = host.strip_prefix("*.") {
-            ensure!(!domain.contains('*'), "wildcards are allowed only as prefixes: {url:?}");
+            ensure!(
+                !domain.contains('*'),
+                "wildcards are allowed only as prefixes: {url:?}"
+            );
             match Host::parse(domain).with_context(|| format!("invalid host in {url:?}"))? {
                 Host::Domain(d) => HostPattern::AnySubdomain(format!(".{d}")),
                 _ => bail!("wildcard suffix must be a domain: {url:?}"),
             }
         } else {
-            ensure!(!host.contains('*'), "wildcards are allowed only as subdomains: {url:?}");
+            ensure!(
+                !host.contains('*'),
+                "wildcards are allowed only as subdomains: {url:?}"
+            );
             ensure!(
                 host != "self" && host != "self.alt",
                 "the `self` host is not supported by spin-test-host: {url:?}"
@@ -127,11 +136,16 @@ impl AllowedHost {
             PortPattern::Any
         } else if let Some((a, b)) = port.split_once("..") {
             PortPattern::Range(
-                a.parse().with_context(|| format!("bad port range in {url:?}"))?,
-                b.parse().with_context(|| format!("bad port range in {url:?}"))?,
+                a.parse()
+                    .with_context(|| format!("bad port range in {url:?}"))?,
+                b.parse()
+                    .with_context(|| format!("bad port range in {url:?}"))?,
             )
         } else {
-            PortPattern::Port(port.parse().with_context(|| format!("bad port in {url:?}"))?)
+            PortPattern::Port(
+                port.parse()
+                    .with_context(|| format!("bad port in {url:?}"))?,
+            )
         };
 
         Ok(Self {
@@ -196,7 +210,8 @@ impl AllowedHosts {
                 HostPattern::AnySubdomain(suffix) if suffix == CHAINING_SUFFIX => {
                     for id in component_ids {
                         let mut h = host.clone();
-                        h.host = HostPattern::Literal(Host::Domain(format!("{id}{CHAINING_SUFFIX}")));
+                        h.host =
+                            HostPattern::Literal(Host::Domain(format!("{id}{CHAINING_SUFFIX}")));
                         hosts.push(h);
                     }
                 }
@@ -250,7 +265,11 @@ mod tests {
 
     #[test]
     fn exact_hosts_and_default_ports() {
-        let h = hosts(&["https://example.com", "redis://127.0.0.1:6380", "postgres://db"]);
+        let h = hosts(&[
+            "https://example.com",
+            "redis://127.0.0.1:6380",
+            "postgres://db",
+        ]);
         assert!(h.allows_url("https://example.com/path", "https"));
         assert!(h.allows_url("https://example.com:443/", "https"));
         assert!(!h.allows_url("https://example.com:8443/", "https"));
@@ -294,15 +313,24 @@ mod tests {
 
     #[test]
     fn bad_entries() {
-        for bad in ["example.com", "*", "http://a/b", "http://a*b.com", "foo://x", "http://x:y"] {
+        for bad in [
+            "example.com",
+            "*",
+            "http://a/b",
+            "http://a*b.com",
+            "foo://x",
+            "http://x:y",
+        ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }
-        assert!(AllowedHosts::resolve(
-            &["insecure:allow-all".to_string()],
-            &AppVariables::default(),
-            &[]
-        )
-        .is_err());
+        assert!(
+            AllowedHosts::resolve(
+                &["insecure:allow-all".to_string()],
+                &AppVariables::default(),
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -323,8 +351,8 @@ allowed_outbound_hosts = ["redis://127.0.0.1:{{ redis_port }}", "{{ optional_hos
             (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "7000".to_string())
         })
         .unwrap();
-        let h = AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[])
-            .unwrap();
+        let h =
+            AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[]).unwrap();
         assert!(h.allows_url("redis://127.0.0.1:7000", "redis"));
         assert!(!h.allows_url("redis://127.0.0.1:6390", "redis"));
     }

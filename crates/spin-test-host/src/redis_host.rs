@@ -62,7 +62,8 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
             );
             return Err(wit::Error::InvalidAddress);
         }
-        let client = redis::Client::open(address.as_str()).map_err(|_| wit::Error::InvalidAddress)?;
+        let client =
+            redis::Client::open(address.as_str()).map_err(|_| wit::Error::InvalidAddress)?;
         let conn = client
             .get_multiplexed_async_connection()
             .await
@@ -205,7 +206,9 @@ fn flatten_into(out: &mut Vec<wit::RedisResult>, value: &Value) -> redis::RedisR
         Value::Boolean(b) => out.push(wit::RedisResult::Int64(i64::from(*b))),
         Value::BigNumber(n) => out.push(wit::RedisResult::Binary(n.to_string().into_bytes())),
         Value::Map(_) => return Err(unsupported("Redis Map type is not supported")),
-        Value::Attribute { .. } => return Err(unsupported("Redis Attribute type is not supported")),
+        Value::Attribute { .. } => {
+            return Err(unsupported("Redis Attribute type is not supported"));
+        }
         Value::VerbatimString { .. } => {
             return Err(unsupported(
                 "Redis string with format attribute is not supported",
@@ -250,7 +253,12 @@ mod tests {
                 Value::Array(vec![Value::BulkString(b"a".to_vec()), Value::Nil]),
                 Value::SimpleString("PONG".into()),
             ])),
-            vec![R::Int64(1), R::Binary(b"a".to_vec()), R::Nil, R::Status("PONG".into())]
+            vec![
+                R::Int64(1),
+                R::Binary(b"a".to_vec()),
+                R::Nil,
+                R::Status("PONG".into())
+            ]
         );
         assert_eq!(flat(Value::Boolean(true)), vec![R::Int64(1)]);
         assert_eq!(flat(Value::Double(1.5)), vec![R::Binary(b"1.5".to_vec())]);

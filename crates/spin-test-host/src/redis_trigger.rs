@@ -36,12 +36,14 @@ pub struct RedisComponent {
 
 impl RedisComponent {
     pub fn new(ctx: Arc<ComponentContext>, pre: InstancePre<StoreData>) -> anyhow::Result<Self> {
-        let pre = SpinTestHostPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
-            format!(
-                "component {:?} does not export spin:redis/inbound-redis@3.0.0",
-                ctx.id
-            )
-        })?;
+        let pre = SpinTestHostPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "component {:?} does not export spin:redis/inbound-redis@3.0.0",
+                    ctx.id
+                )
+            })?;
         Ok(Self { ctx, pre })
     }
 }
@@ -127,12 +129,17 @@ impl RedisTrigger {
             return;
         };
         let payload = msg.get_payload_bytes().to_vec();
-        tracing::debug!("redis message on {server}/{channel} ({} bytes)", payload.len());
+        tracing::debug!(
+            "redis message on {server}/{channel} ({} bytes)",
+            payload.len()
+        );
         let calls = components.iter().map(|id| {
             let payload = payload.clone();
             async move {
                 if let Err(e) = self.deliver(id, payload).await {
-                    tracing::error!("component {id:?} failed to handle message on {channel:?}: {e:#}");
+                    tracing::error!(
+                        "component {id:?} failed to handle message on {channel:?}: {e:#}"
+                    );
                 }
             }
         });

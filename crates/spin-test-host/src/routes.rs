@@ -171,8 +171,14 @@ impl RouteMatch {
             ),
             ("spin-matched-route".to_owned(), self.based_route.clone()),
             ("spin-base-path".to_owned(), "/".to_owned()),
-            ("spin-raw-component-route".to_owned(), self.raw_route.clone()),
-            ("spin-component-route".to_owned(), component_route.to_owned()),
+            (
+                "spin-raw-component-route".to_owned(),
+                self.raw_route.clone(),
+            ),
+            (
+                "spin-component-route".to_owned(),
+                component_route.to_owned(),
+            ),
             ("spin-client-addr".to_owned(), client_addr.to_string()),
         ];
         for (name, value) in &self.named {
@@ -209,7 +215,10 @@ mod tests {
         ]);
         assert_eq!(component(&r, "/items/special").as_deref(), Some("special"));
         assert_eq!(component(&r, "/items/42").as_deref(), Some("item"));
-        assert_eq!(component(&r, "/items/42/reviews/7").as_deref(), Some("deep"));
+        assert_eq!(
+            component(&r, "/items/42/reviews/7").as_deref(),
+            Some("deep")
+        );
         assert_eq!(component(&r, "/items/42/other").as_deref(), Some("items"));
         assert_eq!(component(&r, "/items").as_deref(), Some("items"));
         assert_eq!(component(&r, "/elsewhere").as_deref(), Some("catchall"));
@@ -247,7 +256,10 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:8777".parse().unwrap();
         let h = m.spin_headers("https", "fermyon.dev", "/foo/bar?key1=value1", addr);
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("spin-full-url"), Some("https://fermyon.dev/foo/bar?key1=value1"));
+        assert_eq!(
+            get("spin-full-url"),
+            Some("https://fermyon.dev/foo/bar?key1=value1")
+        );
         assert_eq!(get("spin-path-info"), Some("/bar"));
         assert_eq!(get("spin-matched-route"), Some("/foo/..."));
         assert_eq!(get("spin-base-path"), Some("/"));
@@ -295,12 +307,20 @@ mod tests {
     #[test]
     fn synthetic_match_for_chaining() {
         let m = RouteMatch::synthetic("probe", "/echo/x");
-        let h = m.spin_headers("http", "probe.spin.internal", "/echo/x?a=1", "0.0.0.0:0".parse().unwrap());
+        let h = m.spin_headers(
+            "http",
+            "probe.spin.internal",
+            "/echo/x?a=1",
+            "0.0.0.0:0".parse().unwrap(),
+        );
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("spin-path-info"), Some("/echo/x"));
         assert_eq!(get("spin-matched-route"), Some("/..."));
         assert_eq!(get("spin-component-route"), Some(""));
-        assert_eq!(get("spin-full-url"), Some("http://probe.spin.internal/echo/x?a=1"));
+        assert_eq!(
+            get("spin-full-url"),
+            Some("http://probe.spin.internal/echo/x?a=1")
+        );
         assert_eq!(get("spin-client-addr"), Some("0.0.0.0:0"));
     }
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use wasmtime::component::{Accessor, Component, HasData, InstancePre, Linker, ResourceTable};
 use wasmtime::Engine;
+use wasmtime::component::{Accessor, Component, HasData, InstancePre, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 

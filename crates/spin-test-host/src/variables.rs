@@ -111,10 +111,7 @@ pub struct AppVariables {
 impl AppVariables {
     /// Resolves every application variable with `env` (given the environment
     /// variable name, returns its value) and then the manifest default.
-    pub fn resolve(
-        app: &App,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
+    pub fn resolve(app: &App, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut values = BTreeMap::new();
         let mut unresolved = Vec::new();
         for (name, var) in &app.variables {
@@ -177,9 +174,9 @@ impl ComponentVariables {
     pub fn new(component: &Component, app_vars: &AppVariables) -> anyhow::Result<Self> {
         let mut resolved = BTreeMap::new();
         for (name, template) in &component.variables {
-            let value = app_vars.render(template).map_err(|e| {
-                anyhow!("component {:?} variable {name:?}: {e}", component.id)
-            })?;
+            let value = app_vars
+                .render(template)
+                .map_err(|e| anyhow!("component {:?} variable {name:?}: {e}", component.id))?;
             resolved.insert(name.clone(), value);
         }
         Ok(Self {
@@ -192,10 +189,7 @@ impl ComponentVariables {
     pub fn get(&self, name: &str) -> Result<String, GetError> {
         validate_variable_name(name).map_err(|e| GetError::InvalidName(e.to_string()))?;
         self.resolved.get(name).cloned().ok_or_else(|| {
-            GetError::Undefined(format!(
-                "no variable for {:?}.{name:?}",
-                self.component_id
-            ))
+            GetError::Undefined(format!("no variable for {:?}.{name:?}", self.component_id))
         })
     }
 }
@@ -266,7 +260,9 @@ variables = { message = "{{ greeting }}, {{ token }}!", plain = "x" }
         let cv = ComponentVariables::new(&app.components["c"], &vars).unwrap();
         assert_eq!(cv.get("message").unwrap(), "hello, z!");
 
-        let err = AppVariables::resolve(&app, |_| None).unwrap_err().to_string();
+        let err = AppVariables::resolve(&app, |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SPIN_VARIABLE_TOKEN"), "{err}");
     }
 }

@@ -24,7 +24,13 @@ fn crate_dir() -> PathBuf {
 fn probe_wasm() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_relative() { crate_dir().join("../..").join(p) } else { p })
+        .map(|p| {
+            if p.is_relative() {
+                crate_dir().join("../..").join(p)
+            } else {
+                p
+            }
+        })
         .unwrap_or_else(|| crate_dir().join("../../target"));
     let wasm = target.join("wasm32-wasip2/release/spin_test_host_probe.wasm");
     assert!(
@@ -68,7 +74,11 @@ fn write_manifest(text: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Host {
@@ -123,7 +133,11 @@ impl Host {
                 }
             }
         }
-        Host { child, port, stdout: lines }
+        Host {
+            child,
+            port,
+            stdout: lines,
+        }
     }
 
     fn get(&self, path: &str) -> Response {
@@ -155,8 +169,12 @@ impl Response {
 /// A minimal HTTP/1.1 client: one request per connection.
 fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Response {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let length = body.map(|b| format!("Content-Length: {}\r\n", b.len())).unwrap_or_default();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let length = body
+        .map(|b| format!("Content-Length: {}\r\n", b.len()))
+        .unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n{length}\r\n{}",
@@ -168,36 +186,66 @@ fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Response 
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Response { status, headers, body: body.to_owned() }
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }
 
 #[test]
 fn routes_headers_variables_and_content_length() {
     let host = Host::start(&manifest(|m| m), &[], &[("SPIN_VARIABLE_GREETING", "hey")]);
-    assert!(host.stdout.iter().any(|l| l.starts_with("Serving http://127.0.0.1:")));
+    assert!(
+        host.stdout
+            .iter()
+            .any(|l| l.starts_with("Serving http://127.0.0.1:"))
+    );
     assert!(host.stdout.iter().any(|l| l == "Available Routes:"));
-    assert!(host.stdout.iter().any(|l| l.contains("probe: http://127.0.0.1:") && l.ends_with("/items/:id")));
+    assert!(
+        host.stdout
+            .iter()
+            .any(|l| l.contains("probe: http://127.0.0.1:") && l.ends_with("/items/:id"))
+    );
 
     let r = host.get("/items/42?q=1");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
     assert_eq!(r.header("transfer-encoding"), None);
     let v: Value = serde_json::from_str(&r.body).unwrap();
     let h = &v["headers"];
     let port = host.port;
-    assert_eq!(h["spin-full-url"], format!("http://localhost:{port}/items/42?q=1"));
+    assert_eq!(
+        h["spin-full-url"],
+        format!("http://localhost:{port}/items/42?q=1")
+    );
     assert_eq!(h["spin-path-info"], "");
     assert_eq!(h["spin-matched-route"], "/items/:id");
     assert_eq!(h["spin-raw-component-route"], "/items/:id");
     assert_eq!(h["spin-component-route"], "/items/:id");
     assert_eq!(h["spin-base-path"], "/");
     assert_eq!(h["spin-path-match-id"], "42");
-    assert!(h["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     assert_eq!(v["greeting"], "hey, world");
 
     let v = host.json("/other/a/b/");
@@ -231,13 +279,18 @@ fn unknown_route_is_404() {
     let text = manifest(|m| m.replace("route = \"/...\"", "route = \"/only/...\""));
     let host = Host::start(&text, &[], &[]);
     assert_eq!(host.get("/nope").status, 404);
+    let health = host.get("/.well-known/spin/health");
+    assert_eq!((health.status, health.body.as_str()), (200, "OK"));
+    assert_eq!(host.get("/.well-known/spin/other").status, 404);
     assert_eq!(host.get("/only/x").status, 200);
 }
 
 #[test]
 fn instance_reuse_defaults_and_limits() {
     let counts = |host: &Host, n: usize| -> Vec<u64> {
-        (0..n).map(|_| host.json("/count")["count"].as_u64().unwrap()).collect()
+        (0..n)
+            .map(|_| host.json("/count")["count"].as_u64().unwrap())
+            .collect()
     };
 
     let host = Host::start(&manifest(|m| m), &[], &[]);
@@ -246,7 +299,12 @@ fn instance_reuse_defaults_and_limits() {
 
     let host = Host::start(
         &manifest(|m| m),
-        &["--max-instance-reuse-count", "1", "--max-instance-concurrent-reuse-count", "1"],
+        &[
+            "--max-instance-reuse-count",
+            "1",
+            "--max-instance-concurrent-reuse-count",
+            "1",
+        ],
         &[],
     );
     assert_eq!(counts(&host, 4), vec![1, 1, 1, 1]);
@@ -268,20 +326,29 @@ fn service_chaining_and_outbound_denial() {
     let v = host.json("/chain");
     assert_eq!(v["status"], 200, "{v}");
     let h = &v["body"]["headers"];
-    assert_eq!(h["spin-full-url"], "http://probe.spin.internal/echo/chained?x=1");
+    assert_eq!(
+        h["spin-full-url"],
+        "http://probe.spin.internal/echo/chained?x=1"
+    );
     assert_eq!(h["spin-path-info"], "/echo/chained");
     assert_eq!(h["spin-matched-route"], "/...");
     assert_eq!(h["spin-client-addr"], "0.0.0.0:0");
 
     let v = host.json("/forbidden");
-    assert!(v["error"].as_str().unwrap().contains("HttpRequestDenied"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("HttpRequestDenied"),
+        "{v}"
+    );
     drop(host);
 
     // Without the chaining entry, chaining is denied too.
     let text = manifest(|m| m.replace("\"http://probe.spin.internal\",", ""));
     let host = Host::start(&text, &[], &[]);
     let v = host.json("/chain");
-    assert!(v["error"].as_str().unwrap().contains("HttpRequestDenied"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("HttpRequestDenied"),
+        "{v}"
+    );
     drop(host);
 
     // `http://*.spin.internal` allows every component.
@@ -317,7 +384,15 @@ fn startup_error(text: &str, env: &[(&str, &str)]) -> String {
 
 #[test]
 fn bad_manifests_fail_at_startup() {
-    let err = startup_error(&manifest(|m| m.replace("component = \"probe\"\n\n[[trigger.http]]\nroute = \"/items/:id\"", "component = \"nope\"\n\n[[trigger.http]]\nroute = \"/items/:id\"")), &[]);
+    let err = startup_error(
+        &manifest(|m| {
+            m.replace(
+                "component = \"probe\"\n\n[[trigger.http]]\nroute = \"/items/:id\"",
+                "component = \"nope\"\n\n[[trigger.http]]\nroute = \"/items/:id\"",
+            )
+        }),
+        &[],
+    );
     assert!(err.contains("\"nope\", which is not defined"), "{err}");
 
     let err = startup_error(
@@ -326,8 +401,14 @@ fn bad_manifests_fail_at_startup() {
     );
     assert!(err.contains("SPIN_VARIABLE_GREETING"), "{err}");
 
-    let err = startup_error(&manifest(|m| m.replace("{{ greeting }}, world", "{{ nothing }}")), &[]);
-    assert!(err.contains("undefined application variable \"nothing\""), "{err}");
+    let err = startup_error(
+        &manifest(|m| m.replace("{{ greeting }}, world", "{{ nothing }}")),
+        &[],
+    );
+    assert!(
+        err.contains("undefined application variable \"nothing\""),
+        "{err}"
+    );
 
     let err = startup_error(
         &manifest(|m| m.replace("spin_test_host_probe.wasm", "no_such.wasm")),
@@ -366,8 +447,7 @@ fn redis_host_calls() {
     assert_eq!(v["ping"], "Ok([RedisResult::Status(\"PONG\")])", "{v}");
     assert_eq!(v["execute_set"], "Ok([RedisResult::Status(\"OK\")])", "{v}");
     assert_eq!(
-        v["execute_mget"],
-        "Ok([RedisResult::Binary([52, 50]), RedisResult::Nil])",
+        v["execute_mget"], "Ok([RedisResult::Binary([52, 50]), RedisResult::Nil])",
         "{v}"
     );
     assert_eq!(v["publish"], "Ok(())", "{v}");
@@ -386,11 +466,24 @@ fn postgres_host_calls() {
     assert_eq!(v["create"], "Ok(0)", "{v}");
     assert_eq!(v["insert"], "Ok(2)", "{v}");
     assert_eq!(v["status"], "Ok(())", "{v}");
-    let columns: Vec<&str> = v["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let columns: Vec<&str> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert_eq!(columns[0], "i2:DbDataType::Int16");
     assert!(columns.contains(&"tz:DbDataType::Datetime"), "{columns:?}");
-    assert!(columns.contains(&"other:DbDataType::Other(\"inet\")"), "{columns:?}");
-    let row: Vec<&str> = v["rows"][0].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(
+        columns.contains(&"other:DbDataType::Other(\"inet\")"),
+        "{columns:?}"
+    );
+    let row: Vec<&str> = v["rows"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     let expected = [
         "DbValue::Int16(1)",
         "DbValue::Int32(2)",
@@ -415,9 +508,22 @@ fn postgres_host_calls() {
         "DbValue::DbNull",
     ];
     assert_eq!(&row[..expected.len()], &expected[..], "{v}");
-    assert!(row[expected.len()].starts_with("DbValue::Unsupported("), "{v}");
-    assert_eq!(v["table"], serde_json::json!([[1, "one"], [2, null]]), "{v}");
+    assert!(
+        row[expected.len()].starts_with("DbValue::Unsupported("),
+        "{v}"
+    );
+    assert_eq!(
+        v["table"],
+        serde_json::json!([[1, "one"], [2, null]]),
+        "{v}"
+    );
     let bad = v["bad_query"].as_str().unwrap();
-    assert!(bad.contains("QueryFailed") && bad.contains("code: \"42P01\""), "{bad}");
-    assert!(v["denied"].as_str().unwrap().contains("ConnectionFailed"), "{v}");
+    assert!(
+        bad.contains("QueryFailed") && bad.contains("code: \"42P01\""),
+        "{bad}"
+    );
+    assert!(
+        v["denied"].as_str().unwrap().contains("ConnectionFailed"),
+        "{v}"
+    );
 }

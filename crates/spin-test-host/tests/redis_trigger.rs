@@ -19,7 +19,13 @@ fn crate_dir() -> PathBuf {
 fn wasm() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_relative() { crate_dir().join("../..").join(p) } else { p })
+        .map(|p| {
+            if p.is_relative() {
+                crate_dir().join("../..").join(p)
+            } else {
+                p
+            }
+        })
         .unwrap_or_else(|| crate_dir().join("../../target"));
     let wasm = target.join("wasm32-wasip2/release/spin_test_host_probe_redis.wasm");
     assert!(
@@ -35,13 +41,18 @@ fn authority(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
     let auth = rest.split('/').next().unwrap_or(rest);
-    if auth.contains(':') { auth.to_owned() } else { format!("{auth}:6379") }
+    if auth.contains(':') {
+        auth.to_owned()
+    } else {
+        format!("{auth}:6379")
+    }
 }
 
 /// Sends one RESP command and returns the raw reply.
 fn redis(addr: &str, args: &[&str]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut cmd = format!("*{}\r\n", args.len());
     for a in args {
         cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -81,7 +92,10 @@ impl Drop for Host {
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -137,14 +151,21 @@ fn messages_in_order_without_redelivery_and_reconnect() {
     });
     let mut lines = Vec::new();
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(120)).expect("host did not become ready");
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("host did not become ready");
         let ready = line.contains("is ready");
         lines.push(line);
         if ready {
             break;
         }
     }
-    assert!(lines.iter().any(|l| l.contains(&format!("/{channel}: [listener]"))), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("/{channel}: [listener]"))),
+        "{lines:?}"
+    );
 
     for m in ["one", "fail", "trap", "two"] {
         assert!(redis(&addr, &["PUBLISH", &channel, m]).starts_with(":1"));
@@ -163,7 +184,9 @@ fn messages_in_order_without_redelivery_and_reconnect() {
     for id in &ours {
         redis(&addr, &["CLIENT", "KILL", "ID", id]);
     }
-    wait_for("resubscription", || redis(&addr, &["PUBLISH", &channel, "three"]).starts_with(":1"));
+    wait_for("resubscription", || {
+        redis(&addr, &["PUBLISH", &channel, "three"]).starts_with(":1")
+    });
     wait_for("third message", || received().contains("three"));
     drop(host);
     redis(&addr, &["DEL", &list]);

@@ -25,7 +25,7 @@ pub const ITEM_EXISTS: &str = "SELECT 1 FROM stock.items WHERE item_id = $1";
 
 /// `$1` n, `$2` starting stock, `$3` price: (re)creates items "0".."n-1" in one statement.
 pub const BATCH_INIT: &str = "INSERT INTO stock.items (item_id, stock, price) \
-     SELECT g::text, $2, $3 FROM generate_series(0, $1 - 1) AS g \
+     SELECT g::text, $2, $3 FROM generate_series(0::bigint, $1::bigint - 1) AS g \
      ON CONFLICT (item_id) DO UPDATE SET stock = EXCLUDED.stock, price = EXCLUDED.price, \
      version = stock.items.version + 1";
 
