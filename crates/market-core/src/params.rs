@@ -26,11 +26,13 @@ pub fn parse_count(name: &str, raw: &str, max: i64) -> Result<i64, ApiError> {
     Ok(n)
 }
 
-/// Checks an entity id taken from the path: non-empty, printable ASCII, at most [`MAX_ID_LEN`].
+/// Checks an entity id taken from the path: 1 to [`MAX_ID_LEN`] letters, digits or `-_.~:`,
+/// so that it can be put back into a URL path (service calls) without escaping.
 pub fn parse_id<'a>(name: &str, raw: &'a str) -> Result<&'a str, ApiError> {
-    if raw.is_empty() || raw.len() > MAX_ID_LEN || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+    let url_safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':');
+    if raw.is_empty() || raw.len() > MAX_ID_LEN || !raw.bytes().all(url_safe) {
         return Err(ApiError::BadRequest(format!(
-            "{name} must be 1 to {MAX_ID_LEN} printable ASCII characters"
+            "{name} must be 1 to {MAX_ID_LEN} letters, digits or '-', '_', '.', '~', ':'"
         )));
     }
     Ok(raw)
@@ -64,6 +66,9 @@ mod tests {
     #[test]
     fn ids_must_be_short_printable_ascii() {
         assert_eq!(parse_id("item_id", "abc-123"), Ok("abc-123"));
+        assert_eq!(parse_id("saga_id", "o-1.0.2"), Ok("o-1.0.2"));
+        assert!(parse_id("item_id", "a/b").is_err());
+        assert!(parse_id("item_id", "a%2F").is_err());
         assert!(parse_id("item_id", "").is_err());
         assert!(parse_id("item_id", &"x".repeat(MAX_ID_LEN + 1)).is_err());
         assert!(parse_id("item_id", "a b").is_err());

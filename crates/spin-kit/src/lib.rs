@@ -3,7 +3,8 @@
 //! Owns: answering (every response carries the whole body with its `Content-Length`, errors are
 //! mapped once from [`ApiError`]), reading route parameters from Spin's `spin-path-match-*`
 //! headers, reading application variables (cached per instance), the per-instance Redis
-//! connection that heals itself, and `Idempotency-Key` handling for every mutating endpoint. Domain rules live in the Spin-free service libraries.
+//! connection that heals itself, `Idempotency-Key` handling for every mutating endpoint, calls
+//! to other components (service chaining), and running futures concurrently. Domain rules live in the Spin-free service libraries.
 //!
 //! A component is:
 //! ```ignore
@@ -11,6 +12,8 @@
 //! ```
 
 pub mod body;
+pub mod chain;
+pub mod concurrent;
 pub mod idempotency;
 pub mod respond;
 pub mod route;

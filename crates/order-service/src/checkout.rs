@@ -1,0 +1,130 @@
+//! `POST /orders/checkout/:order_id` and `GET /orders/checkout/:order_id/status`.
+//!
+//! The request drives its own saga inline (the fast path: no queue hop, no waiting for a
+//! worker), holding the saga's lease. If a participant keeps failing, it hands the saga to the
+//! worker (due again after a back-off) and waits for the outcome. A checkout of an order whose
+//! saga is already running waits for that saga. The response is only given once the outcome
+//! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
+//! see the status endpoint) — never a guess.
+
+use crate::orders::load;
+use crate::participants::Services;
+use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
+use market_core::{ApiError, parse_id};
+use order_domain::saga::{Clock, DriveResult, Plan, Record, RetryPolicy, State, drive, retry_delay_ms};
+use spin_kit::{Reply, Request, respond, route};
+
+/// Longest a checkout request waits for its saga's outcome.
+pub const WAIT_LIMIT_MS: u64 = 20_000;
+
+/// The checkout request's retries of a failing step before it hands the saga to the worker.
+fn inline_policy() -> RetryPolicy {
+    RetryPolicy { backoff_ms: vec![20, 100, 300], renew_every_ms: LEASE_MS / 3 }
+}
+
+pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
+    let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
+    let stored = load(order_id).await?;
+    if stored.order.paid {
+        return Ok(paid_reply(order_id, None));
+    }
+    let clock = WallClock;
+    let started = clock.now_ms();
+    let mut plan = Plan {
+        saga_id: String::new(),
+        order_id: order_id.to_string(),
+        generation: stored.generation,
+        attempt: 0,
+        user_id: stored.order.user_id.clone(),
+        items: stored.order.items.clone(),
+        total: stored.order.total_cost,
+    };
+    let owner = owner_token("checkout");
+    let mut record = Record::new(plan.clone(), started);
+    let attempt = match saga_store::begin(&plan, &record, &owner, started).await? {
+        Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
+        Begun::Join { attempt, .. } => return wait_for(order_id, stored.generation, attempt, started).await,
+        Begun::Drive { attempt } => attempt,
+    };
+    plan.attempt = attempt;
+    plan.saga_id = Plan::saga_id(order_id, stored.generation, attempt);
+    record.plan = plan.clone();
+
+    let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
+    let report = drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await;
+    let now = clock.now_ms();
+    record.apply(&report, now);
+    match report.result {
+        DriveResult::Final { .. } => {
+            if saga_store::finish(&record, &owner, true, 0, now).await? {
+                return Ok(outcome_reply(&record));
+            }
+        }
+        DriveResult::Retry { .. } => {
+            let due = now + retry_delay_ms(record.drives);
+            saga_store::finish(&record, &owner, false, due, now).await?;
+            saga_store::ring_doorbell().await;
+        }
+        DriveResult::Fenced => {}
+    }
+    // Someone else (the worker) owns the saga now: wait for its outcome.
+    wait_for(order_id, stored.generation, attempt, started).await
+}
+
+/// Polls the saga's record until it is final or the wait limit is reached.
+async fn wait_for(order_id: &str, generation: i64, attempt: i64, started: u64) -> Result<Reply, ApiError> {
+    let clock = WallClock;
+    let saga_id = Plan::saga_id(order_id, generation, attempt);
+    let mut pause = 5;
+    loop {
+        if let Some(record) = saga_store::load(&saga_id).await? {
+            if record.state != State::Running {
+                return Ok(outcome_reply(&record));
+            }
+        }
+        if clock.now_ms().saturating_sub(started) >= WAIT_LIMIT_MS {
+            return Err(ApiError::Unavailable(format!(
+                "checkout of order {order_id} is still in progress (saga {saga_id}); see /orders/checkout/{order_id}/status"
+            )));
+        }
+        clock.sleep_ms(pause).await;
+        pause = (pause * 2).min(200);
+    }
+}
+
+fn paid_reply(order_id: &str, saga_id: Option<&str>) -> Reply {
+    respond::ok(&serde_json::json!({ "order_id": order_id, "paid": true, "saga_id": saga_id }))
+}
+
+/// 200 when the saga paid the order; 409 with the reason when it failed.
+fn outcome_reply(record: &Record) -> Reply {
+    match record.state {
+        State::Paid => paid_reply(&record.plan.order_id, Some(&record.plan.saga_id)),
+        _ => respond::error(&ApiError::Conflict(format!(
+            "checkout refused: {}",
+            record.reason.as_deref().unwrap_or("unknown reason")
+        ))),
+    }
+}
+
+/// `GET /orders/checkout/:order_id/status`: the order's current saga, its state and history.
+pub async fn checkout_status(req: Request) -> Result<Reply, ApiError> {
+    let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
+    let stored = load(order_id).await?;
+    let saga = match saga_store::current_attempt(order_id, stored.generation).await? {
+        Some(attempt) => saga_store::load(&Plan::saga_id(order_id, stored.generation, attempt)).await?,
+        None => None,
+    };
+    let saga_json = saga.map(|r| {
+        let mut v = serde_json::to_value(&r).unwrap_or_default();
+        v["saga_id"] = serde_json::Value::String(r.plan.saga_id.clone());
+        v["attempt"] = serde_json::Value::from(r.plan.attempt);
+        v
+    });
+    Ok(respond::ok(&serde_json::json!({
+        "order_id": order_id,
+        "paid": stored.order.paid,
+        "generation": stored.generation,
+        "saga": saga_json,
+    })))
+}

@@ -1,0 +1,151 @@
+//! Creating, reading and filling orders.
+
+use market_core::{ApiError, parse_id};
+use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, order_not_found};
+use order_domain::sql;
+use spin_kit::chain;
+use spin_kit::stores::{pg, pg_failure, sqlstate};
+use spin_kit::{Reply, Request, respond, route};
+use spin_sdk::pg::{ParameterValue, Row};
+
+/// An order as stored, with its generation.
+pub(crate) struct StoredOrder {
+    pub order: Order,
+    pub generation: i64,
+}
+
+/// `POST /orders/create/:user_id` → `{"order_id": "<uuid>"}`; the user must exist.
+pub async fn create(req: Request) -> Result<Reply, ApiError> {
+    let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
+    let url = format!("http://payment-find-user.spin.internal/payment/find_user/{user_id}");
+    let answer = chain::call(http::Method::GET, &url, String::new()).await.map_err(ApiError::Unavailable)?;
+    match answer.status {
+        200 => {}
+        404 => return Err(ApiError::NotFound(format!("user {user_id} not found"))),
+        s => return Err(ApiError::Unavailable(format!("payment service answered {s}: {}", answer.message()))),
+    }
+    let rows = pg().await?.query(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())]).await.map_err(pg_failure)?;
+    let rows = rows.collect().await.map_err(pg_failure)?;
+    let order_id: String = rows
+        .first()
+        .and_then(|r| r.get("order_id"))
+        .ok_or_else(|| ApiError::Internal("insert returned no order id".into()))?;
+    Ok(respond::ok(&serde_json::json!({ "order_id": order_id })))
+}
+
+/// `GET /orders/find/:order_id`.
+pub async fn find(req: Request) -> Result<Reply, ApiError> {
+    let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
+    let stored = load(order_id).await?;
+    Ok(respond::ok(&stored.order))
+}
+
+/// `POST /orders/addItem/:order_id/:item_id/:quantity`: the price comes from the stock service.
+pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
+    let add = AddItem::parse(
+        route::param(&req, "order_id")?,
+        route::param(&req, "item_id")?,
+        route::param(&req, "quantity")?,
+    )?;
+    let url = format!("http://stock-find.spin.internal/stock/find/{}", add.item_id);
+    let answer = chain::call(http::Method::GET, &url, String::new()).await.map_err(ApiError::Unavailable)?;
+    let price = match answer.status {
+        200 => serde_json::from_slice::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v["price"].as_i64())
+            .ok_or_else(|| ApiError::Internal("stock service answered without a price".into()))?,
+        404 => return Err(ApiError::NotFound(format!("item {} not found", add.item_id))),
+        s => return Err(ApiError::Unavailable(format!("stock service answered {s}: {}", answer.message()))),
+    };
+    let cost = add.cost(price)?;
+    let result = pg()
+        .await?
+        .query(
+            sql::ADD_ITEM,
+            [
+                ParameterValue::Str(add.order_id.into()),
+                ParameterValue::Str(add.item_id.into()),
+                ParameterValue::Int64(add.quantity),
+                ParameterValue::Int64(cost),
+            ],
+        )
+        .await;
+    let rows = match result {
+        Ok(rows) => rows.collect().await,
+        Err(e) => Err(e),
+    };
+    match rows {
+        Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
+            Err(ApiError::BadRequest("the order's total cost would overflow".into()))
+        }
+        Err(e) => Err(pg_failure(e)),
+        Ok(rows) if rows.is_empty() => Err(refusal(add.order_id).await?),
+        Ok(_) => Ok(respond::ok(&serde_json::json!({ "order_id": add.order_id, "item_id": add.item_id, "quantity": add.quantity }))),
+    }
+}
+
+/// Why ADD_ITEM changed nothing: unknown or already paid.
+async fn refusal(order_id: &str) -> Result<ApiError, ApiError> {
+    let rows = pg()
+        .await?
+        .query(sql::ORDER_PAID, [ParameterValue::Str(order_id.into())])
+        .await
+        .map_err(pg_failure)?
+        .collect()
+        .await
+        .map_err(pg_failure)?;
+    Ok(if rows.is_empty() { order_not_found(order_id) } else { order_already_paid(order_id) })
+}
+
+/// `POST /orders/batch_init/:n/:n_items/:n_users/:item_price`.
+pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
+    let batch = BatchInit::parse(
+        route::param(&req, "n")?,
+        route::param(&req, "n_items")?,
+        route::param(&req, "n_users")?,
+        route::param(&req, "item_price")?,
+    )?;
+    pg().await?
+        .execute(
+            sql::BATCH_INIT,
+            [
+                ParameterValue::Int64(batch.n),
+                ParameterValue::Int64(batch.n_items),
+                ParameterValue::Int64(batch.n_users),
+                ParameterValue::Int64(batch.item_price),
+            ],
+        )
+        .await
+        .map_err(pg_failure)?;
+    Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for orders successful", "n": batch.n })))
+}
+
+/// Reads an order; 404 when unknown.
+pub(crate) async fn load(order_id: &str) -> Result<StoredOrder, ApiError> {
+    let rows = pg()
+        .await?
+        .query(sql::FIND_ORDER, [ParameterValue::Str(order_id.into())])
+        .await
+        .map_err(pg_failure)?
+        .collect()
+        .await
+        .map_err(pg_failure)?;
+    let row = rows.first().ok_or_else(|| order_not_found(order_id))?;
+    decode(row)
+}
+
+fn decode(row: &Row) -> Result<StoredOrder, ApiError> {
+    let bad = |what: &str| ApiError::Internal(format!("order row has no {what}"));
+    let items: String = row.get("items").ok_or_else(|| bad("items"))?;
+    let items: Vec<Line> = serde_json::from_str(&items).map_err(|e| ApiError::Internal(format!("order items: {e}")))?;
+    Ok(StoredOrder {
+        order: Order {
+            order_id: row.get("order_id").ok_or_else(|| bad("order_id"))?,
+            paid: row.get("paid").ok_or_else(|| bad("paid"))?,
+            items,
+            user_id: row.get("user_id").ok_or_else(|| bad("user_id"))?,
+            total_cost: row.get("total_cost").ok_or_else(|| bad("total_cost"))?,
+        },
+        generation: row.get("generation").ok_or_else(|| bad("generation"))?,
+    })
+}

@@ -1,0 +1,66 @@
+//! The saga's participants as the order service reaches them: stock and payment through their
+//! saga-step endpoints (service chaining), and its own orders table for "mark paid".
+
+use order_domain::saga::{Outcome, Participants, Plan, Step};
+use order_domain::sql;
+use spin_kit::chain::{self, Answer};
+use spin_kit::stores::pg;
+use spin_sdk::pg::ParameterValue;
+
+pub struct Services;
+
+impl Participants for Services {
+    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+        let saga = &plan.saga_id;
+        match step {
+            Step::ReserveStock => {
+                let body = serde_json::json!({ "items": plan.items }).to_string();
+                post(&format!("http://stock-reserve.spin.internal/stock/reserve/{saga}"), body).await
+            }
+            Step::ChargePayment => {
+                let url = format!("http://payment-charge.spin.internal/payment/charge/{saga}/{}/{}", plan.user_id, plan.total);
+                post(&url, String::new()).await
+            }
+            Step::MarkPaid => mark_paid(plan).await,
+            Step::RefundPayment => post(&format!("http://payment-refund.spin.internal/payment/refund/{saga}"), String::new()).await,
+            Step::ReleaseStock => post(&format!("http://stock-release.spin.internal/stock/release/{saga}"), String::new()).await,
+        }
+    }
+}
+
+/// 2xx: done; 404 or 409: refused (the participant said no, for good); anything else: transient.
+async fn post(url: &str, body: String) -> Outcome {
+    match chain::call(http::Method::POST, url, body).await {
+        Ok(answer) => classify(&answer),
+        Err(e) => Outcome::Transient(e),
+    }
+}
+
+fn classify(answer: &Answer) -> Outcome {
+    match answer.status {
+        200..=299 => Outcome::Done,
+        404 | 409 => Outcome::Refused(answer.message()),
+        s => Outcome::Transient(format!("HTTP {s}: {}", answer.message())),
+    }
+}
+
+async fn mark_paid(plan: &Plan) -> Outcome {
+    let conn = match pg().await {
+        Ok(c) => c,
+        Err(e) => return Outcome::Transient(e.message()),
+    };
+    let params = [
+        ParameterValue::Str(plan.order_id.clone()),
+        ParameterValue::Int64(plan.generation),
+        ParameterValue::Str(plan.saga_id.clone()),
+    ];
+    let rows = match conn.query(sql::MARK_PAID, params).await {
+        Ok(r) => r.collect().await,
+        Err(e) => Err(e),
+    };
+    match rows {
+        Ok(rows) if rows.is_empty() => Outcome::Refused("the order changed during checkout".into()),
+        Ok(_) => Outcome::Done,
+        Err(e) => Outcome::Transient(format!("Postgres: {e}")),
+    }
+}

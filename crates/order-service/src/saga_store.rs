@@ -1,0 +1,159 @@
+//! The saga table in Redis: the I/O of `order_domain::redis_scripts`, plus the clock and lease
+//! the driver runs with.
+
+use market_core::ApiError;
+use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RENEW};
+use order_domain::saga::{Clock, Fence, Plan, Record};
+use spin_kit::stores::{args, redis_idempotent, redis_once};
+use spin_sdk::redis::RedisResult;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a driver owns a saga without renewing.
+pub const LEASE_MS: u64 = 5_000;
+
+/// Wall-clock milliseconds (Redis scores are shared by every instance and replica).
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+    async fn sleep_ms(&self, ms: u64) {
+        spin_sdk::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// A token that identifies one driver (`prefix` says which kind).
+pub fn owner_token(prefix: &str) -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(WallClock.now_ms());
+    format!("{prefix}-{:016x}", h.finish())
+}
+
+/// What `begin` found.
+pub enum Begun {
+    /// This request started the saga (attempt) and owns its lease.
+    Drive { attempt: i64 },
+    /// A saga of this order is running or has paid it: wait for it.
+    Join { attempt: i64, record: Option<Record> },
+}
+
+fn texts(reply: &[RedisResult]) -> Vec<String> {
+    reply
+        .iter()
+        .map(|r| match r {
+            RedisResult::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            RedisResult::Status(s) => s.clone(),
+            RedisResult::Int64(n) => n.to_string(),
+            RedisResult::Nil => String::new(),
+        })
+        .collect()
+}
+
+fn int_reply(reply: &[RedisResult]) -> i64 {
+    match reply.first() {
+        Some(RedisResult::Int64(n)) => *n,
+        _ => 0,
+    }
+}
+
+/// Starts (or finds) the order's saga in one atomic step.
+pub async fn begin(plan: &Plan, record: &Record, owner: &str, now_ms: u64) -> Result<Begun, ApiError> {
+    let generation = plan.generation.to_string();
+    let json = record.encode();
+    let now = now_ms.to_string();
+    let lease = LEASE_MS.to_string();
+    // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
+    let reply = redis_once(|conn| async move {
+        conn.execute("EVAL", args([BEGIN, "0", &plan.order_id, &generation, &json, &now, &lease, owner])).await
+    })
+    .await?;
+    let parts = texts(&reply);
+    let attempt = parts.get(1).and_then(|a| a.parse().ok()).ok_or_else(|| ApiError::Internal(format!("unexpected begin reply {parts:?}")))?;
+    match parts.first().map(String::as_str) {
+        Some("drive") => Ok(Begun::Drive { attempt }),
+        Some("join") => {
+            let saga_id = Plan::saga_id(&plan.order_id, plan.generation, attempt);
+            Ok(Begun::Join { attempt, record: parts.get(2).and_then(|r| Record::decode_for(&saga_id, r)) })
+        }
+        _ => Err(ApiError::Internal(format!("unexpected begin reply {parts:?}"))),
+    }
+}
+
+/// Writes the record if `owner` still holds the lease: final, or due again at `due_ms`.
+/// `Ok(false)`: the lease was lost, nothing written.
+pub async fn finish(record: &Record, owner: &str, is_final: bool, due_ms: u64, now_ms: u64) -> Result<bool, ApiError> {
+    let json = record.encode();
+    let (due, now) = (due_ms.to_string(), now_ms.to_string());
+    let flag = if is_final { "1" } else { "0" };
+    let id = &record.plan.saga_id;
+    let reply = redis_idempotent(|conn| {
+        let a = args([FINISH, "0", id, owner, &json, flag, &due, &now]);
+        async move { conn.execute("EVAL", a).await }
+    })
+    .await?;
+    Ok(int_reply(&reply) == 1)
+}
+
+/// The saga's record, if it exists.
+pub async fn load(saga_id: &str) -> Result<Option<Record>, ApiError> {
+    let key = scripts::saga_key(saga_id);
+    let raw = redis_idempotent(|conn| {
+        let key = key.clone();
+        async move { conn.get(&key).await }
+    })
+    .await?;
+    Ok(raw.and_then(|r| Record::decode_for(saga_id, &String::from_utf8_lossy(&r))))
+}
+
+/// The attempt number of the order generation's current saga, if any.
+pub async fn current_attempt(order_id: &str, generation: i64) -> Result<Option<i64>, ApiError> {
+    let key = scripts::checkout_key(order_id, generation);
+    let raw = redis_idempotent(|conn| {
+        let key = key.clone();
+        async move { conn.get(&key).await }
+    })
+    .await?;
+    Ok(raw.and_then(|r| String::from_utf8_lossy(&r).parse().ok()))
+}
+
+/// Claims up to `limit` due sagas for `owner`.
+pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<Record>, ApiError> {
+    let (now, lease, limit) = (now_ms.to_string(), LEASE_MS.to_string(), limit.to_string());
+    let reply = redis_once(|conn| async move {
+        conn.execute("EVAL", args([CLAIM, "0", &now, &lease, owner, &limit])).await
+    })
+    .await?;
+    let parts = texts(&reply);
+    Ok(parts
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [id, raw] => Record::decode_for(id, raw),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Rings the worker.
+pub async fn ring_doorbell() {
+    let _ = redis_idempotent(|conn| async move { conn.publish(scripts::DOORBELL, b"due").await }).await;
+}
+
+/// The lease of one saga, renewed by the driver as it goes.
+pub struct Lease<'a> {
+    pub saga_id: &'a str,
+    pub owner: &'a str,
+}
+
+impl Fence for Lease<'_> {
+    async fn renew(&self) -> bool {
+        let (lease, now) = (LEASE_MS.to_string(), WallClock.now_ms().to_string());
+        let reply = redis_idempotent(|conn| {
+            let a = args([RENEW, "0", self.saga_id, self.owner, &lease, &now]);
+            async move { conn.execute("EVAL", a).await }
+        })
+        .await;
+        matches!(reply, Ok(r) if int_reply(&r) == 1)
+    }
+}

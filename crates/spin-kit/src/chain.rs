@@ -1,0 +1,37 @@
+//! Calls to other components of the app through Spin's local service chaining
+//! (`http://<component>.spin.internal/<path>`): in-process, no network hop.
+
+use spin_sdk::http::body::IncomingBodyExt;
+
+/// A response from another component, read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The `message` of a JSON error body, or the body as text.
+    pub fn message(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
+    }
+}
+
+/// Sends `method url` with `body` (JSON text, may be empty). `Err` when no response came.
+pub async fn call(method: http::Method, url: &str, body: String) -> Result<Answer, String> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    if !body.is_empty() {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let request = builder
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .map_err(|e| format!("bad request to {url}: {e}"))?;
+    let response = spin_sdk::http::send(request).await.map_err(|e| format!("{url}: {e:?}"))?;
+    let status = response.status().as_u16();
+    let body = response.into_body().bytes().await.map_err(|e| format!("{url}: reading the body: {e:?}"))?;
+    Ok(Answer { status, body: body.to_vec() })
+}

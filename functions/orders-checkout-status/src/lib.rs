@@ -1,0 +1,2 @@
+//! `GET /orders/checkout/:order_id/status`: the order service's `checkout_status` endpoint as a Spin component.
+spin_kit::endpoint!(GET, order_service::checkout_status);

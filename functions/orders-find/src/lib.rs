@@ -1,0 +1,2 @@
+//! `GET /orders/find/:order_id`: the order service's `find` endpoint as a Spin component.
+spin_kit::endpoint!(GET, order_service::find);
