@@ -11,6 +11,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,17 @@ pub struct App {
     pub base: String,
     agent: ureq::Agent,
     log: PathBuf,
+    launch: Launch,
+    pid: Mutex<u32>,
+}
+
+/// How the app was started, to start it again.
+#[derive(Clone)]
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    dir: PathBuf,
+    runner: &'static str,
 }
 
 /// A response, read whole.
@@ -87,16 +99,33 @@ impl App {
             .map(|s| s.to_string())
             .collect();
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        spawn_tied_to_this_process(program, args, root.clone(), log.clone());
+        let launch = Launch { program, args, dir: root, runner };
+        let pid = spawn_tied_to_this_process(&launch, &log);
 
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .into();
-        let app = App { base: format!("http://{listen}"), agent, log };
+        let app = App { base: format!("http://{listen}"), agent, log, launch, pid: Mutex::new(pid) };
         app.wait_until_ready(runner);
         app
+    }
+
+    /// Kills the app with SIGKILL (no chance to clean up), as a crash would.
+    pub fn kill(&self) {
+        let pid = *self.pid.lock().expect("pid");
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Starts the app again on the same address (after [`App::kill`]).
+    pub fn restart(&self) {
+        let pid = spawn_tied_to_this_process(&self.launch, &self.log);
+        *self.pid.lock().expect("pid") = pid;
+        self.wait_until_ready(self.launch.runner);
     }
 
     fn wait_until_ready(&self, runner: &str) {
@@ -117,7 +146,8 @@ impl App {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn try_request(&self, method: &str, path: &str) -> Result<Reply, ureq::Error> {
+    /// Sends a request; `Err` when no response came (connection refused, reset...).
+    pub fn try_request(&self, method: &str, path: &str) -> Result<Reply, ureq::Error> {
         let url = format!("{}{}", self.base, path);
         let mut resp = match method {
             "GET" => self.agent.get(&url).call()?,
@@ -154,11 +184,13 @@ impl App {
 
 /// Spawns the app from a thread that lives as long as the process, with the kernel told to kill
 /// the app when that thread (hence the test process) ends: no server outlives its tests.
-fn spawn_tied_to_this_process(program: PathBuf, args: Vec<String>, dir: PathBuf, log: PathBuf) {
-    let (tx, rx) = mpsc::channel::<std::io::Result<()>>();
+fn spawn_tied_to_this_process(launch: &Launch, log: &Path) -> u32 {
+    let (tx, rx) = mpsc::channel::<std::io::Result<u32>>();
+    let Launch { program, args, dir, .. } = launch.clone();
+    let log = log.to_path_buf();
     std::thread::spawn(move || {
         let spawned = (|| -> std::io::Result<Child> {
-            let out = std::fs::File::create(&log)?;
+            let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
             let err = out.try_clone()?;
             let mut cmd = Command::new(&program);
             cmd.args(&args).current_dir(&dir).stdin(Stdio::null()).stdout(out).stderr(err);
@@ -175,7 +207,7 @@ fn spawn_tied_to_this_process(program: PathBuf, args: Vec<String>, dir: PathBuf,
         })();
         match spawned {
             Ok(mut child) => {
-                let _ = tx.send(Ok(()));
+                let _ = tx.send(Ok(child.id()));
                 let _ = child.wait();
                 // Keep this thread (the app's parent) alive until the process exits.
                 loop {
@@ -187,7 +219,13 @@ fn spawn_tied_to_this_process(program: PathBuf, args: Vec<String>, dir: PathBuf,
             }
         }
     });
-    rx.recv().expect("spawner thread").unwrap_or_else(|e| panic!("cannot start the app: {e}"));
+    rx.recv().expect("spawner thread").unwrap_or_else(|e| panic!("cannot start the app: {e}"))
+}
+
+/// Runs `infra/stores <args>` (e.g. `restart-redis`), panicking if it fails.
+pub fn stores(args: &[&str]) {
+    let status = Command::new(repo_root().join("infra/stores")).args(args).status().expect("infra/stores runs");
+    assert!(status.success(), "infra/stores {args:?} failed");
 }
 
 impl App {
@@ -204,3 +242,5 @@ impl App {
         result.unwrap_or_else(|e| panic!("POST {path} failed: {e}\napp log:\n{}", self.log_text()))
     }
 }
+
+pub mod market;
