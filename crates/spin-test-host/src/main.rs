@@ -8,6 +8,7 @@
 //! spin-test-host up --from <spin.toml> [--listen 127.0.0.1:3000]
 //!     [--runtime-config-file <file>] [--max-instance-reuse-count 128]
 //!     [--max-instance-concurrent-reuse-count 16] [--idle-instance-timeout 1s]
+//!     [--disable-cache]
 //! ```
 //!
 //! What it mimics (the real Spin remains the reference):
@@ -112,6 +113,9 @@ struct UpArgs {
     /// How long an idle instance is kept, e.g. `1s`, `500ms`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     idle_instance_timeout: Duration,
+    /// Do not use Wasmtime's on-disk compilation cache.
+    #[arg(long)]
+    disable_cache: bool,
 }
 
 /// Parses `1s`, `500ms`, `20us`, `10ns` or a bare number of seconds.
@@ -221,7 +225,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
 
     // Compile and pre-instantiate every triggered component once.
-    let engine = runtime::engine()?;
+    let engine = runtime::engine(!args.disable_cache)?;
     let linker = runtime::linker(&engine)?;
     let mut pres = BTreeMap::new();
     let triggered = app
@@ -387,6 +391,20 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("1h").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn runtime_config_is_read_and_ignored() {
+        let dir = std::env::temp_dir().join(format!("sth-rc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[[variables_provider]]\ntype = \"vault\"\n").unwrap();
+        check_runtime_config(&good).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[[variables_provider]\n").unwrap();
+        assert!(check_runtime_config(&bad).is_err());
+        assert!(check_runtime_config(&dir.join("missing.toml")).is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

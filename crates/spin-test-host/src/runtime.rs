@@ -110,12 +110,22 @@ impl HasData for SpinHost {
     type Data<'a> = &'a mut StoreData;
 }
 
-/// The Wasmtime engine configuration we use for every component.
-pub fn engine() -> anyhow::Result<Engine> {
+/// The Wasmtime engine configuration we use for every component. With
+/// `cache`, compiled components are kept in Wasmtime's on-disk cache (as Spin
+/// does unless `--disable-cache`), which makes restarts fast.
+pub fn engine(cache: bool) -> anyhow::Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.concurrency_support(true);
+    if cache {
+        match wasmtime::Cache::from_file(None) {
+            Ok(c) => {
+                config.cache(Some(c));
+            }
+            Err(e) => tracing::warn!("compilation cache disabled: {e}"),
+        }
+    }
     Engine::new(&config).map_err(anyhow::Error::from)
 }
 

@@ -320,6 +320,28 @@ fn instance_reuse_defaults_and_limits() {
     assert_eq!(counts(&host, 1), vec![1]);
 }
 
+/// Starts `/sleep/600`, then after 200 ms asks `/sleep/0`; returns the
+/// counters both saw.
+fn overlapping_counts(host: &Host) -> (u64, u64) {
+    let port = host.port;
+    let slow = std::thread::spawn(move || request(port, "GET", "/sleep/600", None));
+    std::thread::sleep(Duration::from_millis(200));
+    let fast: Value = serde_json::from_str(&host.get("/sleep/0").body).unwrap();
+    let slow: Value = serde_json::from_str(&slow.join().unwrap().body).unwrap();
+    (slow["count"].as_u64().unwrap(), fast["count"].as_u64().unwrap())
+}
+
+#[test]
+fn concurrent_reuse_limit() {
+    // Default (16 at once): the second request joins the busy instance.
+    let host = Host::start(&manifest(|m| m), &[], &[]);
+    assert_eq!(overlapping_counts(&host), (1, 2));
+    drop(host);
+    // One at a time: the second request gets a fresh instance.
+    let host = Host::start(&manifest(|m| m), &["--max-instance-concurrent-reuse-count", "1"], &[]);
+    assert_eq!(overlapping_counts(&host), (1, 1));
+}
+
 #[test]
 fn service_chaining_and_outbound_denial() {
     let host = Host::start(&manifest(|m| m), &[], &[]);
