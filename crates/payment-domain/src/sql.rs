@@ -1,0 +1,36 @@
+//! Every statement the payment service runs. Each change is ONE statement, so it is atomic without
+//! a transaction object (Spin's Postgres interface has none); the saga steps are server-side
+//! functions (migration 0002) called in one statement.
+
+/// → the new user's generated id; credit starts at 0.
+pub const CREATE_USER: &str =
+    "INSERT INTO payment.users (user_id, credit) VALUES (gen_random_uuid()::text, 0) RETURNING user_id";
+
+/// `$1` user id → credit.
+pub const FIND_USER: &str = "SELECT credit FROM payment.users WHERE user_id = $1";
+
+/// `$1` user id, `$2` amount → credit; no row when the user does not exist.
+/// Overflow raises SQLSTATE 22003 (numeric_value_out_of_range).
+pub const ADD_FUNDS: &str = "UPDATE payment.users SET credit = credit + $2 WHERE user_id = $1 RETURNING credit";
+
+/// `$1` user id, `$2` amount → credit; no row when the user does not exist or has less than
+/// `$2` credit (the check and the change are one atomic statement).
+pub const PAY: &str =
+    "UPDATE payment.users SET credit = credit - $2 WHERE user_id = $1 AND credit >= $2 RETURNING credit";
+
+/// `$1` user id → one row when the user exists (tells "unknown" from "not enough" after a refusal).
+pub const USER_EXISTS: &str = "SELECT 1 FROM payment.users WHERE user_id = $1";
+
+/// `$1` n, `$2` starting credit: (re)creates users "0".."n-1" in one statement.
+pub const BATCH_INIT: &str = "INSERT INTO payment.users (user_id, credit) \
+     SELECT g::text, $2 FROM generate_series(0::bigint, $1::bigint - 1) AS g \
+     ON CONFLICT (user_id) DO UPDATE SET credit = EXCLUDED.credit";
+
+/// SQLSTATE of an integer overflow.
+pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
+
+/// `$1` saga id, `$2` user id, `$3` amount → outcome (see `saga::ChargeOutcome`).
+pub const CHARGE: &str = "SELECT payment.charge($1, $2, $3) AS outcome";
+
+/// `$1` saga id → outcome (see `saga::RefundOutcome`).
+pub const REFUND: &str = "SELECT payment.refund($1) AS outcome";

@@ -1,0 +1,130 @@
+//! The payment service's endpoints (one component each): `create_user`, `find_user`,
+//! `add_funds`, `pay`, `batch_init`, and the checkout saga's participant steps `charge` and
+//! `refund` (private routes, reached through service chaining). Each handler parses its
+//! parameters with `payment-domain` and reads or changes Postgres (schema `payment`, the only
+//! truth; no cache) in one statement.
+
+use market_core::{ApiError, parse_id};
+use payment_domain::{
+    BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
+};
+use spin_kit::stores::{pg, pg_failure, sqlstate};
+use spin_kit::{Reply, Request, respond, route};
+use spin_sdk::pg::{self, ParameterValue, Row};
+
+/// `POST /payment/create_user` → `{"user_id": "<uuid>"}`, with credit 0.
+pub async fn create_user(_req: Request) -> Result<Reply, ApiError> {
+    let rows = query(sql::CREATE_USER, vec![]).await?;
+    let user_id: String = rows
+        .first()
+        .and_then(|r| r.get("user_id"))
+        .ok_or_else(|| ApiError::Internal("insert returned no user id".into()))?;
+    Ok(respond::ok(&serde_json::json!({ "user_id": user_id })))
+}
+
+/// `GET /payment/find_user/:user_id` → `{"user_id": "...", "credit": n}`.
+pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
+    let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
+    let rows = query(sql::FIND_USER, vec![ParameterValue::Str(user_id.to_string())]).await?;
+    let row = rows.first().ok_or_else(|| PaymentError::UnknownUser { user_id: user_id.to_string() })?;
+    Ok(respond::ok(&User { user_id: user_id.to_string(), credit: credit(row)? }))
+}
+
+/// `POST /payment/add_funds/:user_id/:amount` → the user with the new credit; 400 on overflow.
+pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
+    let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
+    let rows = match run(sql::ADD_FUNDS, change_params(&change)).await? {
+        Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
+            return Err(PaymentError::CreditOverflow { user_id: change.user_id.to_string() }.into());
+        }
+        other => other.map_err(pg_failure)?,
+    };
+    let row = rows.first().ok_or_else(|| PaymentError::UnknownUser { user_id: change.user_id.to_string() })?;
+    Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit(row)? }))
+}
+
+/// `POST /payment/pay/:user_id/:amount` → the user with the new credit; 409 (nothing changed)
+/// when the credit would go below zero.
+pub async fn pay(req: Request) -> Result<Reply, ApiError> {
+    let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
+    let rows = query(sql::PAY, change_params(&change)).await?;
+    match rows.first() {
+        Some(row) => Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit(row)? })),
+        None => Err(refusal_reason(&change).await?.into()),
+    }
+}
+
+/// `POST /payment/batch_init/:n/:starting_money`: users "0".."n-1", in one statement.
+pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
+    let batch = BatchInit::parse(route::param(&req, "n")?, route::param(&req, "starting_money")?)?;
+    let params = vec![ParameterValue::Int64(batch.n), ParameterValue::Int64(batch.starting_money)];
+    pg().await?.execute(sql::BATCH_INIT, params).await.map_err(pg_failure)?;
+    Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for users successful", "n": batch.n })))
+}
+
+/// `POST /payment/charge/:saga_id/:user_id/:amount` (saga step, idempotent per saga):
+/// 200 `{"outcome": "charged"}`; 409 when refused (not enough credit, or the saga was already
+/// refunded); 404 for an unknown user (also a refusal).
+pub async fn charge(req: Request) -> Result<Reply, ApiError> {
+    let step = ChargeStep::from_path(req.uri().path())?;
+    let params = vec![
+        ParameterValue::Str(step.saga_id.to_string()),
+        ParameterValue::Str(step.user_id.to_string()),
+        ParameterValue::Int64(step.amount),
+    ];
+    let outcome = ChargeOutcome::parse(&saga_step_outcome(sql::CHARGE, params).await?)?;
+    outcome.into_result(&step)?;
+    Ok(respond::ok(&serde_json::json!({ "outcome": "charged" })))
+}
+
+/// `POST /payment/refund/:saga_id` (saga compensation, idempotent per saga): gives back what the
+/// saga charged; 200 `{"outcome": "refunded" | "nothing_charged"}`.
+pub async fn refund(req: Request) -> Result<Reply, ApiError> {
+    let step = RefundStep::from_path(req.uri().path())?;
+    let raw = saga_step_outcome(sql::REFUND, vec![ParameterValue::Str(step.saga_id.to_string())]).await?;
+    let outcome = RefundOutcome::parse(&raw)?;
+    Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
+}
+
+/// Runs `payment.charge` or `payment.refund` and returns the text it answered.
+async fn saga_step_outcome(statement: &str, params: Vec<ParameterValue>) -> Result<String, ApiError> {
+    let rows = query(statement, params).await?;
+    rows.first()
+        .and_then(|r| r.get::<String>("outcome"))
+        .ok_or_else(|| ApiError::Internal("the saga step returned no outcome".into()))
+}
+
+/// After a refused `pay`: was the user unknown, or short of credit?
+async fn refusal_reason(change: &CreditChange<'_>) -> Result<PaymentError, ApiError> {
+    let rows = query(sql::USER_EXISTS, vec![ParameterValue::Str(change.user_id.to_string())]).await?;
+    let user_id = change.user_id.to_string();
+    Ok(if rows.is_empty() {
+        PaymentError::UnknownUser { user_id }
+    } else {
+        PaymentError::InsufficientCredit { user_id, amount: change.amount }
+    })
+}
+
+fn change_params(change: &CreditChange<'_>) -> Vec<ParameterValue> {
+    vec![ParameterValue::Str(change.user_id.to_string()), ParameterValue::Int64(change.amount)]
+}
+
+/// Runs a statement and reads its rows; any Postgres failure is mapped by `pg_failure`.
+async fn query(statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Row>, ApiError> {
+    run(statement, params).await?.map_err(pg_failure)
+}
+
+/// Runs a statement and reads its rows. The outer error is a failure to connect; the inner one is
+/// Postgres's answer, left unmapped so that the caller can look at its SQLSTATE.
+async fn run(statement: &str, params: Vec<ParameterValue>) -> Result<Result<Vec<Row>, pg::Error>, ApiError> {
+    let conn = pg().await?;
+    let rows = match conn.query(statement, params).await {
+        Ok(result) => result.collect().await,
+        Err(e) => Err(e),
+    };
+    Ok(rows)
+}
+
+fn credit(row: &Row) -> Result<i64, ApiError> {
+    row.get::<i64>("credit").ok_or_else(|| ApiError::Internal("column credit is not a bigint".into()))
+}
