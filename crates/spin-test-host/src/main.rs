@@ -24,24 +24,42 @@
 //!   `spin:postgres@4.2.0` ([`pg_host`]), the Redis trigger ([`redis_trigger`]);
 //! - WASI 0.2 and 0.3 from `wasmtime-wasi`, guest stdio inherited.
 //!
+//! Known differences from Spin (details in each module's docs):
+//! - the Redis trigger reconnects with backoff when its connection drops
+//!   (Spin's trigger stops with "disconnected");
+//! - a service-chaining request to a component without an HTTP trigger fails
+//!   with `destination-not-found` (Spin traps the caller);
+//! - Postgres: no TLS (`sslmode=require` fails), range types unsupported,
+//!   `timestamptz` decoded, column metadata present for empty results;
+//! - a component importing something we do not provide still starts; the
+//!   missing functions trap when called (logged as a warning at startup);
+//! - HTTP/1.1 and h2c only; `--env`, `--find-free-port`, TLS flags and other
+//!   `spin up` options are not accepted.
+//!
 //! NOT supported: components exporting the WASIp2 or Spin-1 HTTP interfaces,
 //! Wagi, static responses, inline components, component dependencies, `files`,
 //! key-value, SQLite, MySQL, MQTT, LLM, wasi:config/keyvalue, the
-//! `fermyon:spin` 1.x/2.x interfaces, TLS (inbound, and outbound Postgres),
-//! `self` and CIDR entries in `allowed_outbound_hosts`, runtime-config
-//! contents (the file is read and ignored with a warning), request timeouts,
-//! `/.well-known/spin/info` (only `/.well-known/spin/health` answers), OpenTelemetry, log files (guest output goes
-//! to our stdout/stderr), and HTTP/2 over TLS.
+//! `fermyon:spin` 1.x/2.x interfaces (including the old
+//! `fermyon:spin/inbound-redis` export), TLS, `self` and CIDR entries in
+//! `allowed_outbound_hosts`, runtime-config contents (the file is read and
+//! ignored with a warning, so only the default env variables provider exists),
+//! request timeouts, `/.well-known/spin/info` (only `/.well-known/spin/health`
+//! answers), OpenTelemetry, and log files (guest output goes to our
+//! stdout/stderr).
+//!
+//! Compiled components are cached on disk by Wasmtime (default cache
+//! directory, as Spin) unless `--disable-cache` is given.
 //!
 //! Logging: startup lines and errors only; `RUST_LOG=spin_test_host=debug`
 //! shows one line per request.
 //!
-//! Tests: `cargo test -p spin-test-host` runs unit tests and an integration
-//! test against `fixtures/probe` (build it first with
-//! `cargo build --release --target wasm32-wasip2 -p spin-test-host-probe`).
+//! Tests: `cargo test -p spin-test-host` runs unit tests and integration tests
+//! against `fixtures/probe` and `fixtures/probe-redis` (build them first with
+//! `cargo build --release --target wasm32-wasip2 -p spin-test-host-probe -p spin-test-host-probe-redis`).
 //! Redis- and Postgres-backed checks run only when `SPIN_TEST_HOST_REDIS`
-//! (e.g. `redis://127.0.0.1:6379`) and `SPIN_TEST_HOST_PG` (e.g.
-//! `postgres://user:pw@127.0.0.1:5432/db`) are set.
+//! (e.g. `redis://127.0.0.1:6379`, no password) and `SPIN_TEST_HOST_PG` (e.g.
+//! `postgres://user:pw@127.0.0.1:5432/db`) are set; otherwise they print that
+//! they were skipped and pass.
 
 mod http_trigger;
 mod manifest;

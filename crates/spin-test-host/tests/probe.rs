@@ -328,7 +328,10 @@ fn overlapping_counts(host: &Host) -> (u64, u64) {
     std::thread::sleep(Duration::from_millis(200));
     let fast: Value = serde_json::from_str(&host.get("/sleep/0").body).unwrap();
     let slow: Value = serde_json::from_str(&slow.join().unwrap().body).unwrap();
-    (slow["count"].as_u64().unwrap(), fast["count"].as_u64().unwrap())
+    (
+        slow["count"].as_u64().unwrap(),
+        fast["count"].as_u64().unwrap(),
+    )
 }
 
 #[test]
@@ -338,7 +341,11 @@ fn concurrent_reuse_limit() {
     assert_eq!(overlapping_counts(&host), (1, 2));
     drop(host);
     // One at a time: the second request gets a fresh instance.
-    let host = Host::start(&manifest(|m| m), &["--max-instance-concurrent-reuse-count", "1"], &[]);
+    let host = Host::start(
+        &manifest(|m| m),
+        &["--max-instance-concurrent-reuse-count", "1"],
+        &[],
+    );
     assert_eq!(overlapping_counts(&host), (1, 1));
 }
 
