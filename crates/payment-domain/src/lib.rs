@@ -9,6 +9,7 @@
 //! truth; there is no cache. Redis keys under `payment:` hold only `Idempotency-Key` records.
 
 pub mod error;
+pub mod route;
 pub mod saga;
 pub mod sql;
 pub mod user;

@@ -3,10 +3,8 @@
 //! `payment.charge` and `payment.refund` (migration 0002); this module parses the requests and
 //! what those functions answer.
 //!
-//! The two steps are private routes, reached only through Spin's service chaining. Spin matches no
-//! route pattern for such a request, so it passes no `spin-path-match-*` headers: the parameters
-//! are read from the request path itself (`…/charge/{saga_id}/{user_id}/{amount}`,
-//! `…/refund/{saga_id}`).
+//! The two steps are private routes, reached only through Spin's service chaining (their
+//! parameters are read from the path: see [`crate::route`]).
 
 use crate::PaymentError;
 use market_core::{ApiError, parse_id, parse_non_negative};
@@ -28,12 +26,6 @@ impl<'a> ChargeStep<'a> {
             amount: parse_non_negative("amount", amount)?,
         })
     }
-
-    /// Reads the parameters from a path ending in `/charge/{saga_id}/{user_id}/{amount}`.
-    pub fn from_path(path: &'a str) -> Result<Self, ApiError> {
-        let [saga_id, user_id, amount] = segments_after(path, "charge")?;
-        Self::parse(saga_id, user_id, amount)
-    }
 }
 
 /// `POST /payment/refund/{saga_id}`.
@@ -46,26 +38,6 @@ impl<'a> RefundStep<'a> {
     pub fn parse(saga_id: &'a str) -> Result<Self, ApiError> {
         Ok(Self { saga_id: parse_id("saga_id", saga_id)? })
     }
-
-    /// Reads the parameter from a path ending in `/refund/{saga_id}`.
-    pub fn from_path(path: &'a str) -> Result<Self, ApiError> {
-        let [saga_id] = segments_after(path, "refund")?;
-        Self::parse(saga_id)
-    }
-}
-
-/// The last `N` segments of `path`, which must follow a segment named `step`.
-fn segments_after<'a, const N: usize>(path: &'a str, step: &str) -> Result<[&'a str; N], ApiError> {
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let segments: Vec<&str> = path.split('/').collect();
-    let shape_error = || {
-        ApiError::BadRequest(format!("the path must end in /{step}/ and {N} parameter(s), got {path:?}"))
-    };
-    let start = segments.len().checked_sub(N).filter(|s| *s >= 1).ok_or_else(shape_error)?;
-    if segments[start - 1] != step {
-        return Err(shape_error());
-    }
-    <[&str; N]>::try_from(&segments[start..]).map_err(|_| shape_error())
 }
 
 /// An answer of `payment.charge` that this crate does not know: a bug, answered 500.
@@ -159,35 +131,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn charge_parameters_are_read_from_the_path() {
-        let step = ChargeStep::from_path("/payment/charge/o-1.0.1/u-7/25").unwrap();
-        assert_eq!(step, ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 });
-        assert_eq!(ChargeStep::from_path("/payment/charge/s/u/3?x=1").unwrap().amount, 3);
-    }
-
-    #[test]
-    fn charge_paths_of_the_wrong_shape_or_values_are_400() {
-        for path in [
-            "/payment/charge/s/u",
-            "/payment/charge/s/u/3/extra",
-            "/payment/refund/s/u/3",
-            "/payment/charge//u/3",
-            "/payment/charge/s/u/-3",
-            "/payment/charge/s/u/abc",
-            "/payment/charge/s/u/99999999999999999999",
-            "charge",
-            "",
-        ] {
-            assert_eq!(ChargeStep::from_path(path).unwrap_err().status(), 400, "{path:?}");
+    fn steps_check_their_parameters() {
+        assert_eq!(ChargeStep::parse("o-1.0.1", "u-7", "25"), Ok(ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 }));
+        for (saga, user, amount) in [("", "u", "3"), ("s", "", "3"), ("s", "u", "-3"), ("s", "u", "abc"), ("s", "u", "99999999999999999999"), ("a b", "u", "1")] {
+            assert_eq!(ChargeStep::parse(saga, user, amount).unwrap_err().status(), 400, "{saga:?} {user:?} {amount:?}");
         }
-    }
-
-    #[test]
-    fn refund_parameters_are_read_from_the_path() {
-        assert_eq!(RefundStep::from_path("/payment/refund/o-1.0.1").unwrap().saga_id, "o-1.0.1");
-        for path in ["/payment/refund", "/payment/refund/", "/payment/refund/a/b", "/payment/charge/a", "/x"] {
-            assert_eq!(RefundStep::from_path(path).unwrap_err().status(), 400, "{path:?}");
-        }
+        assert_eq!(RefundStep::parse("o-1.0.1"), Ok(RefundStep { saga_id: "o-1.0.1" }));
+        assert_eq!(RefundStep::parse("").unwrap_err().status(), 400);
     }
 
     #[test]
