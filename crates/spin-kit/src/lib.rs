@@ -8,7 +8,7 @@
 //!
 //! A component is:
 //! ```ignore
-//! spin_kit::endpoint!(POST, stock_service::subtract);
+//! spin_kit::endpoint!(POST "/stock/subtract/:item_id/:amount" => stock_service::subtract);
 //! ```
 
 pub mod body;
@@ -27,12 +27,13 @@ pub use spin_sdk::http::Request;
 
 use std::future::Future;
 
-/// Runs `handler` for a request that must use `method`; every outcome becomes a [`Reply`].
-pub async fn serve<F, Fut>(req: Request, method: http::Method, handler: F) -> Reply
+/// Runs `handler` for a request to the endpoint `method route`; every outcome becomes a [`Reply`].
+pub async fn serve<F, Fut>(req: Request, method: http::Method, route: &'static str, handler: F) -> Reply
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
+    route::declare(route);
     if req.method() != method {
         return respond::error(&ApiError::MethodNotAllowed { allowed: method_name(&method) });
     }
@@ -65,15 +66,16 @@ fn method_name(method: &http::Method) -> &'static str {
     }
 }
 
-/// Declares a component's HTTP entry point: the method it accepts and the handler it runs.
+/// Declares a component's HTTP entry point: the method and route it serves (the route as in
+/// `spin.toml`) and the handler it runs.
 ///
 /// The component crate must depend on `spin-sdk` (its `http_service` macro refers to it by name).
 #[macro_export]
 macro_rules! endpoint {
-    ($method:ident, $handler:path) => {
+    ($method:ident $route:literal => $handler:path) => {
         #[::spin_sdk::http_service]
         async fn handle(req: $crate::Request) -> $crate::Reply {
-            $crate::serve(req, ::http::Method::$method, $handler).await
+            $crate::serve(req, ::http::Method::$method, $route, $handler).await
         }
     };
 }

@@ -1,2 +1,2 @@
 //! `POST /stock/add/:item_id/:amount`: the stock service's `add` endpoint as a Spin component.
-spin_kit::endpoint!(POST, stock_service::add);
+spin_kit::endpoint!(POST "/stock/add/:item_id/:amount" => stock_service::add);
