@@ -9,7 +9,6 @@
 //! truth; there is no cache. Redis keys under `payment:` hold only `Idempotency-Key` records.
 
 pub mod error;
-pub mod route;
 pub mod saga;
 pub mod sql;
 pub mod user;

@@ -3,8 +3,7 @@
 //! `payment.charge` and `payment.refund` (migration 0002); this module parses the requests and
 //! what those functions answer.
 //!
-//! The two steps are private routes, reached only through Spin's service chaining (their
-//! parameters are read from the path: see [`crate::route`]).
+//! The two steps are private routes, reached only through Spin's service chaining.
 
 use crate::PaymentError;
 use market_core::{ApiError, parse_id, parse_non_negative};

@@ -3,18 +3,13 @@
 //! `refund` (private routes, reached through service chaining). Each handler parses its
 //! parameters with `payment-domain` and reads or changes Postgres (schema `payment`, the only
 //! truth; no cache) in one statement.
-//!
-//! Parameters are read from the request path against the endpoint's route pattern
-//! (`payment_domain::route`), not from Spin's `spin-path-match-*` headers: requests that arrive
-//! through service chaining (the saga steps; `find_user` from the order service) carry none.
 
 use market_core::{ApiError, parse_id};
-use payment_domain::route::{self, PathParams};
 use payment_domain::{
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
 use spin_kit::stores::{pg, pg_failure, sqlstate};
-use spin_kit::{Reply, Request, respond};
+use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{self, ParameterValue, Row};
 
 /// `POST /payment/create_user` → `{"user_id": "<uuid>"}`, with credit 0.
@@ -29,8 +24,7 @@ pub async fn create_user(_req: Request) -> Result<Reply, ApiError> {
 
 /// `GET /payment/find_user/:user_id` → `{"user_id": "...", "credit": n}`.
 pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
-    let params = params(&req, route::FIND_USER)?;
-    let user_id = parse_id("user_id", params.get("user_id")?)?;
+    let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
     let rows = query(sql::FIND_USER, vec![ParameterValue::Str(user_id.to_string())]).await?;
     let row = rows.first().ok_or_else(|| PaymentError::UnknownUser { user_id: user_id.to_string() })?;
     Ok(respond::ok(&User { user_id: user_id.to_string(), credit: credit(row)? }))
@@ -38,8 +32,7 @@ pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
 
 /// `POST /payment/add_funds/:user_id/:amount` → the user with the new credit; 400 on overflow.
 pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
-    let params = params(&req, route::ADD_FUNDS)?;
-    let change = CreditChange::parse(params.get("user_id")?, params.get("amount")?)?;
+    let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
     let rows = match run(sql::ADD_FUNDS, change_params(&change)).await? {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
             return Err(PaymentError::CreditOverflow { user_id: change.user_id.to_string() }.into());
@@ -53,8 +46,7 @@ pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
 /// `POST /payment/pay/:user_id/:amount` → the user with the new credit; 409 (nothing changed)
 /// when the credit would go below zero.
 pub async fn pay(req: Request) -> Result<Reply, ApiError> {
-    let params = params(&req, route::PAY)?;
-    let change = CreditChange::parse(params.get("user_id")?, params.get("amount")?)?;
+    let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
     let rows = query(sql::PAY, change_params(&change)).await?;
     match rows.first() {
         Some(row) => Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit(row)? })),
@@ -64,8 +56,7 @@ pub async fn pay(req: Request) -> Result<Reply, ApiError> {
 
 /// `POST /payment/batch_init/:n/:starting_money`: users "0".."n-1", in one statement.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
-    let params = params(&req, route::BATCH_INIT)?;
-    let batch = BatchInit::parse(params.get("n")?, params.get("starting_money")?)?;
+    let batch = BatchInit::parse(route::param(&req, "n")?, route::param(&req, "starting_money")?)?;
     let params = vec![ParameterValue::Int64(batch.n), ParameterValue::Int64(batch.starting_money)];
     pg().await?.execute(sql::BATCH_INIT, params).await.map_err(pg_failure)?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for users successful", "n": batch.n })))
@@ -75,8 +66,11 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
 /// 200 `{"outcome": "charged"}`; 409 when refused (not enough credit, or the saga was already
 /// refunded); 404 for an unknown user (also a refusal).
 pub async fn charge(req: Request) -> Result<Reply, ApiError> {
-    let params = params(&req, route::CHARGE)?;
-    let step = ChargeStep::parse(params.get("saga_id")?, params.get("user_id")?, params.get("amount")?)?;
+    let step = ChargeStep::parse(
+        route::param(&req, "saga_id")?,
+        route::param(&req, "user_id")?,
+        route::param(&req, "amount")?,
+    )?;
     let params = vec![
         ParameterValue::Str(step.saga_id.to_string()),
         ParameterValue::Str(step.user_id.to_string()),
@@ -90,16 +84,10 @@ pub async fn charge(req: Request) -> Result<Reply, ApiError> {
 /// `POST /payment/refund/:saga_id` (saga compensation, idempotent per saga): gives back what the
 /// saga charged; 200 `{"outcome": "refunded" | "nothing_charged"}`.
 pub async fn refund(req: Request) -> Result<Reply, ApiError> {
-    let params = params(&req, route::REFUND)?;
-    let step = RefundStep::parse(params.get("saga_id")?)?;
+    let step = RefundStep::parse(route::param(&req, "saga_id")?)?;
     let raw = saga_step_outcome(sql::REFUND, vec![ParameterValue::Str(step.saga_id.to_string())]).await?;
     let outcome = RefundOutcome::parse(&raw)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
-}
-
-/// The request's path parameters, matched against `pattern`.
-fn params<'r>(req: &'r Request, pattern: &'static str) -> Result<PathParams<'r>, ApiError> {
-    PathParams::match_path(pattern, req.uri().path())
 }
 
 /// Runs `payment.charge` or `payment.refund` and returns the text it answered.
