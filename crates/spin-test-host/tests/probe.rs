@@ -320,12 +320,13 @@ fn instance_reuse_defaults_and_limits() {
     assert_eq!(counts(&host, 1), vec![1]);
 }
 
-/// Starts `/sleep/600`, then after 200 ms asks `/sleep/0`; returns the
-/// counters both saw.
+/// Warms one instance up, then starts `/sleep/1500` and, 400 ms later, asks
+/// `/sleep/0`; returns the counters both saw.
 fn overlapping_counts(host: &Host) -> (u64, u64) {
+    assert_eq!(host.json("/count")["count"], 1);
     let port = host.port;
-    let slow = std::thread::spawn(move || request(port, "GET", "/sleep/600", None));
-    std::thread::sleep(Duration::from_millis(200));
+    let slow = std::thread::spawn(move || request(port, "GET", "/sleep/1500", None));
+    std::thread::sleep(Duration::from_millis(400));
     let fast: Value = serde_json::from_str(&host.get("/sleep/0").body).unwrap();
     let slow: Value = serde_json::from_str(&slow.join().unwrap().body).unwrap();
     (
@@ -338,7 +339,7 @@ fn overlapping_counts(host: &Host) -> (u64, u64) {
 fn concurrent_reuse_limit() {
     // Default (16 at once): the second request joins the busy instance.
     let host = Host::start(&manifest(|m| m), &[], &[]);
-    assert_eq!(overlapping_counts(&host), (1, 2));
+    assert_eq!(overlapping_counts(&host), (2, 3));
     drop(host);
     // One at a time: the second request gets a fresh instance.
     let host = Host::start(
@@ -346,7 +347,7 @@ fn concurrent_reuse_limit() {
         &["--max-instance-concurrent-reuse-count", "1"],
         &[],
     );
-    assert_eq!(overlapping_counts(&host), (1, 1));
+    assert_eq!(overlapping_counts(&host), (2, 1));
 }
 
 #[test]
