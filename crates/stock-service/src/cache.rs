@@ -1,17 +1,24 @@
-//! The I/O of the `find` cache whose format and rules `stock_domain::cache` defines.
-//! Cache failures never fail a request that Postgres can answer: they are logged and the cache
-//! is bypassed (its TTL bounds any staleness a failed write-through leaves).
+//! The I/O of the `find` cache whose protocol `stock_domain::cache` defines.
+//!
+//! Writers must lock before they change Postgres (a writer that cannot, does not write); a
+//! reader whose cache call fails simply reads Postgres. Unlocking and offering are best effort:
+//! a lock left behind expires, and a row not offered is read from Postgres next time.
 
 use market_core::ApiError;
-use spin_kit::stores::{args, redis_idempotent, reply_text};
-use stock_domain::cache::{CacheRead, CachedItem, EPOCH_KEY, READ_SCRIPT, TTL_SECONDS, WRITE_MANY_SCRIPT, WRITE_SCRIPT};
+use spin_kit::stores::{args, redis_idempotent, redis_once, reply_text};
+use spin_sdk::redis::RedisParameter;
+use stock_domain::cache::{
+    CacheRead, CachedItem, FREEZE_MS, FREEZE_SCRIPT, LOCK_MS, LOCK_SCRIPT, OFFER_SCRIPT, READ_SCRIPT, THAW_SCRIPT,
+    TTL_SECONDS, UNLOCK_SCRIPT,
+};
+
+fn params(values: impl IntoIterator<Item = String>) -> Vec<RedisParameter> {
+    values.into_iter().map(|v| RedisParameter::Binary(v.into_bytes())).collect()
+}
 
 /// The cache's answer for `item_id`, or `None` when Redis could not be asked.
 pub async fn read(item_id: &str) -> Option<CacheRead> {
-    let reply = redis_idempotent(|conn| async move {
-        conn.execute("EVAL", args([READ_SCRIPT, "0", item_id])).await
-    })
-    .await;
+    let reply = redis_idempotent(|conn| async move { conn.execute("EVAL", args([READ_SCRIPT, "0", item_id])).await }).await;
     match reply {
         Ok(reply) => reply_text(&reply).and_then(|text| CacheRead::parse(&text)),
         Err(e) => {
@@ -21,45 +28,60 @@ pub async fn read(item_id: &str) -> Option<CacheRead> {
     }
 }
 
-/// Stores `item` unless a newer version is cached. `epoch` is the one a reader saw, or `None`
-/// for the current one (write-through).
-pub async fn store(epoch: Option<&str>, item_id: &str, item: &CachedItem) {
-    let epoch = epoch.unwrap_or("");
-    let version = item.version.to_string();
-    let entry = item.encode();
-    let ttl = TTL_SECONDS.to_string();
+/// Offers a row a reader got from Postgres, under the epoch the reader saw.
+pub async fn offer(epoch: &str, item_id: &str, item: &CachedItem) {
+    let (version, entry, ttl) = (item.version.to_string(), item.encode(), TTL_SECONDS.to_string());
     let result = redis_idempotent(|conn| {
-        let args = args([WRITE_SCRIPT, "0", epoch, item_id, &version, &entry, &ttl]);
-        async move { conn.execute("EVAL", args).await }
+        let a = args([OFFER_SCRIPT, "0", epoch, item_id, &version, &entry, &ttl]);
+        async move { conn.execute("EVAL", a).await }
     })
     .await;
     if let Err(e) = result {
-        eprintln!("stock cache write skipped for {item_id}: {e}");
+        eprintln!("stock cache offer skipped for {item_id}: {e}");
     }
 }
 
-/// Retires every cached entry (after a change to many items). Unlike a skipped single write,
-/// failing here would leave many stale entries, so the error is returned.
-pub async fn retire_all() -> Result<(), ApiError> {
-    redis_idempotent(|conn| async move { conn.incr(EPOCH_KEY).await }).await.map(|_| ())
+/// Counts this writer in on `item_ids` (required before changing them in Postgres).
+pub async fn lock(item_ids: &[String]) -> Result<(), ApiError> {
+    let a = params([LOCK_SCRIPT.to_string(), "0".to_string(), LOCK_MS.to_string()].into_iter().chain(item_ids.iter().cloned()));
+    // Not retried: a lost reply would count this writer in twice (then its lock simply expires).
+    redis_once(|conn| async move { conn.execute("EVAL", a).await }).await.map(|_| ())
 }
 
-/// Writes several items through to the cache in one round trip (after a reserve or release).
-pub async fn store_many(items: &[(String, CachedItem)]) {
-    if items.is_empty() {
-        return;
+/// Counts this writer out of `item_ids` and stores the rows it wrote.
+pub async fn unlock(item_ids: &[String], rows: &[(String, CachedItem)]) {
+    let mut values = vec![
+        UNLOCK_SCRIPT.to_string(),
+        "0".to_string(),
+        TTL_SECONDS.to_string(),
+        LOCK_MS.to_string(),
+        item_ids.len().to_string(),
+    ];
+    values.extend(item_ids.iter().cloned());
+    for (id, item) in rows {
+        values.extend([id.clone(), item.version.to_string(), item.encode()]);
     }
-    let mut args = vec![WRITE_MANY_SCRIPT.to_string(), "0".to_string(), TTL_SECONDS.to_string()];
-    for (id, item) in items {
-        args.extend([id.clone(), item.version.to_string(), item.encode()]);
-    }
-    let params: Vec<_> = args.iter().map(|a| spin_sdk::redis::RedisParameter::Binary(a.as_bytes().to_vec())).collect();
-    let result = redis_idempotent(|conn| {
-        let params = params.clone();
-        async move { conn.execute("EVAL", params).await }
-    })
-    .await;
+    let a = params(values);
+    let result = redis_once(|conn| async move { conn.execute("EVAL", a).await }).await;
     if let Err(e) = result {
-        eprintln!("stock cache write-through skipped for {} items: {e}", items.len());
+        eprintln!("stock cache unlock skipped for {} items (the locks expire): {e}", item_ids.len());
+    }
+}
+
+/// Before changing many items at once: retire every entry and freeze the cache.
+pub async fn freeze() -> Result<(), ApiError> {
+    let ms = FREEZE_MS.to_string();
+    redis_idempotent(|conn| {
+        let a = args([FREEZE_SCRIPT, "0", &ms]);
+        async move { conn.execute("EVAL", a).await }
+    })
+    .await
+    .map(|_| ())
+}
+
+/// After changing many items: retire what was stored meanwhile and thaw.
+pub async fn thaw() {
+    if let Err(e) = redis_idempotent(|conn| async move { conn.execute("EVAL", args([THAW_SCRIPT, "0"])).await }).await {
+        eprintln!("stock cache thaw skipped (the freeze expires): {e}");
     }
 }

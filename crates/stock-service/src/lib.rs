@@ -43,8 +43,8 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
         .map_err(pg_failure)?;
     let row = rows.first().ok_or_else(|| item_not_found(item_id))?;
     let item = cached_item(row)?;
-    if let Some(seen) = seen {
-        cache::store(Some(&seen.epoch), item_id, &item).await;
+    if let Some(seen) = seen.filter(|s| s.may_offer) {
+        cache::offer(&seen.epoch, item_id, &item).await;
     }
     Ok(respond::ok(&Item { stock: item.stock, price: item.price }))
 }
@@ -52,7 +52,7 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
 /// `POST /stock/add/:item_id/:amount`.
 pub async fn add(req: Request) -> Result<Reply, ApiError> {
     let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
-    let result = change_stock(sql::ADD_STOCK, &change).await;
+    let result = change_stock(sql::ADD_STOCK, &change).await?;
     let item = match result {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => return Err(stock_overflow(change.item_id)),
         other => other.map_err(pg_failure)?.ok_or_else(|| item_not_found(change.item_id))?,
@@ -63,7 +63,7 @@ pub async fn add(req: Request) -> Result<Reply, ApiError> {
 /// `POST /stock/subtract/:item_id/:amount`: refused with 409 when the stock would go below zero.
 pub async fn subtract(req: Request) -> Result<Reply, ApiError> {
     let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
-    match change_stock(sql::SUBTRACT_STOCK, &change).await.map_err(pg_failure)? {
+    match change_stock(sql::SUBTRACT_STOCK, &change).await?.map_err(pg_failure)? {
         Some(item) => Ok(respond::ok(&Item { stock: item.stock, price: item.price })),
         None => Err(refusal_reason(change.item_id, change.amount).await?),
     }
@@ -76,7 +76,9 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "starting_stock")?,
         route::param(&req, "item_price")?,
     )?;
-    pg().await?
+    cache::freeze().await?;
+    let result = pg()
+        .await?
         .execute(
             sql::BATCH_INIT,
             [
@@ -85,9 +87,9 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
                 ParameterValue::Int64(batch.item_price),
             ],
         )
-        .await
-        .map_err(pg_failure)?;
-    cache::retire_all().await?;
+        .await;
+    cache::thaw().await;
+    result.map_err(pg_failure)?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
 }
 
@@ -98,7 +100,7 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
     let request = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?;
     let (items, quantities) = request.columns();
-    let outcome = saga_step(sql::RESERVE, vec![
+    let outcome = saga_step(&request, sql::RESERVE, vec![
         ParameterValue::Str(saga_id),
         ParameterValue::ArrayStr(items),
         ParameterValue::ArrayInt64(quantities),
@@ -110,40 +112,72 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     }
 }
 
-/// `POST /stock/release/:saga_id` (saga compensation, idempotent): gives the saga's reserved
-/// stock back; 200 `{"outcome": "released" | "nothing reserved"}`.
+/// `POST /stock/release/:saga_id` with the same body as the reserve (saga compensation,
+/// idempotent): gives the saga's reserved stock back, as its ledger row says (the body only names
+/// the items whose cache entries to lock); 200 `{"outcome": "released" | "nothing reserved"}`.
 pub async fn release(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
-    let outcome = saga_step(sql::RELEASE, vec![ParameterValue::Str(saga_id)]).await?;
+    let request = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?;
+    let outcome = saga_step(&request, sql::RELEASE, vec![ParameterValue::Str(saga_id)]).await?;
     let outcome = if outcome == StepOutcome::Released { "released" } else { "nothing reserved" };
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome })))
 }
 
-/// Runs `stock.reserve` or `stock.release` and writes the items it changed through to the cache.
-async fn saga_step(statement: &str, params: Vec<ParameterValue>) -> Result<StepOutcome, ApiError> {
-    let rows = pg().await?.query(statement, params).await.map_err(pg_failure)?.collect().await.map_err(pg_failure)?;
-    let row = rows.first().ok_or_else(|| ApiError::Internal("saga step returned no row".into()))?;
-    let outcome: String = row.get("outcome").ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
-    if let Some(changed) = row.get::<serde_json::Value>("changed") {
-        cache::store_many(&parse_changed(changed)).await;
+/// Runs `stock.reserve` or `stock.release` with the request's items locked in the cache, and
+/// writes the rows it changed through.
+async fn saga_step(request: &ReserveRequest, statement: &str, params: Vec<ParameterValue>) -> Result<StepOutcome, ApiError> {
+    let ids: Vec<String> = request.items.iter().map(|(id, _)| id.clone()).collect();
+    cache::lock(&ids).await?;
+    let result = async {
+        let rows = pg().await?.query(statement, params).await.map_err(pg_failure)?.collect().await.map_err(pg_failure)?;
+        let row = rows.first().ok_or_else(|| ApiError::Internal("saga step returned no row".into()))?;
+        let outcome: String = row.get("outcome").ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
+        let changed = row.get::<serde_json::Value>("changed").map(parse_changed).unwrap_or_default();
+        Ok((StepOutcome::parse(&outcome), changed))
     }
-    Ok(StepOutcome::parse(&outcome))
+    .await;
+    match result {
+        Ok((outcome, changed)) => {
+            cache::unlock(&ids, &changed).await;
+            Ok(outcome)
+        }
+        Err(e) => {
+            cache::unlock(&ids, &[]).await;
+            Err(e)
+        }
+    }
 }
 
-/// Applies one of the single-statement changes; `None` when no row matched. Writes the new row
-/// through to the cache.
-async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Option<CachedItem>, spin_sdk::pg::Error> {
-    let rows = pg()
-        .await
-        .map_err(|e| spin_sdk::pg::Error::PgError(spin_sdk::pg::PgError::ConnectionFailed(e.message())))?
-        .query(statement, [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)])
-        .await?
-        .collect()
-        .await?;
-    let Some(row) = rows.first() else { return Ok(None) };
-    let item = cached_item(row).map_err(|e| spin_sdk::pg::Error::Decode(e.message()))?;
-    cache::store(None, change.item_id, &item).await;
-    Ok(Some(item))
+/// Applies one of the single-statement changes with the item locked in the cache; `Ok(None)`
+/// when no row matched. Writes the new row through to the cache.
+async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Result<Option<CachedItem>, spin_sdk::pg::Error>, ApiError> {
+    let ids = [change.item_id.to_string()];
+    cache::lock(&ids).await?;
+    let conn = match pg().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            cache::unlock(&ids, &[]).await;
+            return Err(e);
+        }
+    };
+    let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
+    let result = match conn.query(statement, params).await {
+        Ok(rows) => rows.collect().await,
+        Err(e) => Err(e),
+    };
+    let item = match result {
+        Ok(rows) => match rows.first().map(cached_item).transpose() {
+            Ok(item) => Ok(item),
+            Err(e) => Err(spin_sdk::pg::Error::Decode(e.message())),
+        },
+        Err(e) => Err(e),
+    };
+    let written: Vec<(String, CachedItem)> = match &item {
+        Ok(Some(i)) => vec![(ids[0].clone(), *i)],
+        _ => vec![],
+    };
+    cache::unlock(&ids, &written).await;
+    Ok(item)
 }
 
 /// After a refused subtract: was the item unknown, or short of stock?
