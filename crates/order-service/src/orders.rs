@@ -4,7 +4,7 @@ use market_core::{ApiError, parse_id};
 use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::stores::{pg, pg_failure, sqlstate};
+use spin_kit::stores::{pg, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -24,8 +24,7 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
         404 => return Err(ApiError::NotFound(format!("user {user_id} not found"))),
         s => return Err(ApiError::Unavailable(format!("payment service answered {s}: {}", answer.message()))),
     }
-    let rows = pg().await?.query(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())]).await.map_err(pg_failure)?;
-    let rows = rows.collect().await.map_err(pg_failure)?;
+    let rows = query(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())]).await?;
     let order_id: String = rows
         .first()
         .and_then(|r| r.get("order_id"))
@@ -58,23 +57,13 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         s => return Err(ApiError::Unavailable(format!("stock service answered {s}: {}", answer.message()))),
     };
     let cost = add.cost(price)?;
-    let result = pg()
-        .await?
-        .query(
-            sql::ADD_ITEM,
-            [
-                ParameterValue::Str(add.order_id.into()),
-                ParameterValue::Str(add.item_id.into()),
-                ParameterValue::Int64(add.quantity),
-                ParameterValue::Int64(cost),
-            ],
-        )
-        .await;
-    let rows = match result {
-        Ok(rows) => rows.collect().await,
-        Err(e) => Err(e),
-    };
-    match rows {
+    let params = [
+        ParameterValue::Str(add.order_id.into()),
+        ParameterValue::Str(add.item_id.into()),
+        ParameterValue::Int64(add.quantity),
+        ParameterValue::Int64(cost),
+    ];
+    match run(sql::ADD_ITEM, params).await? {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
             Err(ApiError::BadRequest("the order's total cost would overflow".into()))
         }
@@ -86,14 +75,7 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
 
 /// Why ADD_ITEM changed nothing: unknown or already paid.
 async fn refusal(order_id: &str) -> Result<ApiError, ApiError> {
-    let rows = pg()
-        .await?
-        .query(sql::ORDER_PAID, [ParameterValue::Str(order_id.into())])
-        .await
-        .map_err(pg_failure)?
-        .collect()
-        .await
-        .map_err(pg_failure)?;
+    let rows = query(sql::ORDER_PAID, [ParameterValue::Str(order_id.into())]).await?;
     Ok(if rows.is_empty() { order_not_found(order_id) } else { order_already_paid(order_id) })
 }
 
@@ -122,14 +104,7 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
 
 /// Reads an order; 404 when unknown.
 pub(crate) async fn load(order_id: &str) -> Result<StoredOrder, ApiError> {
-    let rows = pg()
-        .await?
-        .query(sql::FIND_ORDER, [ParameterValue::Str(order_id.into())])
-        .await
-        .map_err(pg_failure)?
-        .collect()
-        .await
-        .map_err(pg_failure)?;
+    let rows = query(sql::FIND_ORDER, [ParameterValue::Str(order_id.into())]).await?;
     let row = rows.first().ok_or_else(|| order_not_found(order_id))?;
     decode(row)
 }

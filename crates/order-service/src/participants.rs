@@ -4,7 +4,7 @@
 use order_domain::saga::{Outcome, Participants, Plan, Step};
 use order_domain::sql;
 use spin_kit::chain::{self, Answer};
-use spin_kit::stores::pg;
+use spin_kit::stores::run;
 use spin_sdk::pg::ParameterValue;
 
 pub struct Services;
@@ -48,22 +48,15 @@ fn classify(answer: &Answer) -> Outcome {
 }
 
 async fn mark_paid(plan: &Plan) -> Outcome {
-    let conn = match pg().await {
-        Ok(c) => c,
-        Err(e) => return Outcome::Transient(e.message()),
-    };
     let params = [
         ParameterValue::Str(plan.order_id.clone()),
         ParameterValue::Int64(plan.generation),
         ParameterValue::Str(plan.saga_id.clone()),
     ];
-    let rows = match conn.query(sql::MARK_PAID, params).await {
-        Ok(r) => r.collect().await,
-        Err(e) => Err(e),
-    };
-    match rows {
-        Ok(rows) if rows.is_empty() => Outcome::Refused("the order changed during checkout".into()),
-        Ok(_) => Outcome::Done,
-        Err(e) => Outcome::Transient(format!("Postgres: {e}")),
+    match run(sql::MARK_PAID, params).await {
+        Ok(Ok(rows)) if rows.is_empty() => Outcome::Refused("the order changed during checkout".into()),
+        Ok(Ok(_)) => Outcome::Done,
+        Ok(Err(e)) => Outcome::Transient(format!("Postgres: {e}")),
+        Err(e) => Outcome::Transient(e.message()),
     }
 }

@@ -125,3 +125,21 @@ pub fn pg_failure(e: pg::Error) -> ApiError {
         _ => ApiError::Internal(format!("Postgres failed: {e}")),
     }
 }
+
+/// Runs a statement and reads all its rows; any Postgres failure is mapped by [`pg_failure`].
+pub async fn query(statement: &str, params: impl Into<Vec<pg::ParameterValue>>) -> Result<Vec<pg::Row>, ApiError> {
+    run(statement, params).await?.map_err(pg_failure)
+}
+
+/// Runs a statement and reads all its rows. The outer error is a failure to connect; the inner
+/// one is Postgres's answer, left unmapped so that the caller can look at its SQLSTATE.
+pub async fn run(
+    statement: &str,
+    params: impl Into<Vec<pg::ParameterValue>>,
+) -> Result<Result<Vec<pg::Row>, pg::Error>, ApiError> {
+    let conn = pg().await?;
+    Ok(match conn.query(statement, params).await {
+        Ok(result) => result.collect().await,
+        Err(e) => Err(e),
+    })
+}

@@ -6,7 +6,7 @@
 mod cache;
 
 use market_core::ApiError;
-use spin_kit::stores::{pg, pg_failure, sqlstate};
+use spin_kit::stores::{pg, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::cache::CachedItem;
@@ -17,8 +17,7 @@ use stock_domain::{BatchInit, Item, StockChange, sql};
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
 pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let price = market_core::parse_non_negative("price", route::param(&req, "price")?)?;
-    let rows = pg().await?.query(sql::CREATE_ITEM, [ParameterValue::Int64(price)]).await.map_err(pg_failure)?;
-    let rows = rows.collect().await.map_err(pg_failure)?;
+    let rows = query(sql::CREATE_ITEM, [ParameterValue::Int64(price)]).await?;
     let item_id: String = rows
         .first()
         .and_then(|r| r.get("item_id"))
@@ -33,14 +32,7 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
     if let Some(CachedItem { stock, price, .. }) = seen.as_ref().and_then(|s| s.item) {
         return Ok(respond::ok(&Item { stock, price }));
     }
-    let rows = pg()
-        .await?
-        .query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())])
-        .await
-        .map_err(pg_failure)?
-        .collect()
-        .await
-        .map_err(pg_failure)?;
+    let rows = query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())]).await?;
     let row = rows.first().ok_or_else(|| item_not_found(item_id))?;
     let item = cached_item(row)?;
     if let Some(seen) = seen.filter(|s| s.may_offer) {
@@ -129,7 +121,7 @@ async fn saga_step(request: &ReserveRequest, statement: &str, params: Vec<Parame
     let ids: Vec<String> = request.items.iter().map(|(id, _)| id.clone()).collect();
     cache::lock(&ids).await?;
     let result = async {
-        let rows = pg().await?.query(statement, params).await.map_err(pg_failure)?.collect().await.map_err(pg_failure)?;
+        let rows = query(statement, params).await?;
         let row = rows.first().ok_or_else(|| ApiError::Internal("saga step returned no row".into()))?;
         let outcome: String = row.get("outcome").ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
         let changed = row.get::<serde_json::Value>("changed").map(parse_changed).unwrap_or_default();
@@ -153,17 +145,13 @@ async fn saga_step(request: &ReserveRequest, statement: &str, params: Vec<Parame
 async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Result<Option<CachedItem>, spin_sdk::pg::Error>, ApiError> {
     let ids = [change.item_id.to_string()];
     cache::lock(&ids).await?;
-    let conn = match pg().await {
-        Ok(conn) => conn,
+    let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
+    let result = match run(statement, params).await {
+        Ok(result) => result,
         Err(e) => {
             cache::unlock(&ids, &[]).await;
             return Err(e);
         }
-    };
-    let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
-    let result = match conn.query(statement, params).await {
-        Ok(rows) => rows.collect().await,
-        Err(e) => Err(e),
     };
     let item = match result {
         Ok(rows) => match rows.first().map(cached_item).transpose() {
@@ -182,14 +170,7 @@ async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Resul
 
 /// After a refused subtract: was the item unknown, or short of stock?
 async fn refusal_reason(item_id: &str, amount: i64) -> Result<ApiError, ApiError> {
-    let rows = pg()
-        .await?
-        .query(sql::ITEM_EXISTS, [ParameterValue::Str(item_id.to_string())])
-        .await
-        .map_err(pg_failure)?
-        .collect()
-        .await
-        .map_err(pg_failure)?;
+    let rows = query(sql::ITEM_EXISTS, [ParameterValue::Str(item_id.to_string())]).await?;
     Ok(if rows.is_empty() { item_not_found(item_id) } else { insufficient_stock(item_id, amount) })
 }
 
