@@ -8,9 +8,9 @@ use market_core::{ApiError, parse_id};
 use payment_domain::{
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
-use spin_kit::stores::{pg, pg_failure, sqlstate};
+use spin_kit::stores::{pg, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
-use spin_sdk::pg::{self, ParameterValue, Row};
+use spin_sdk::pg::{ParameterValue, Row};
 
 /// `POST /payment/create_user` → `{"user_id": "<uuid>"}`, with credit 0.
 pub async fn create_user(_req: Request) -> Result<Reply, ApiError> {
@@ -111,22 +111,6 @@ async fn refusal_reason(change: &CreditChange<'_>) -> Result<PaymentError, ApiEr
 
 fn change_params(change: &CreditChange<'_>) -> Vec<ParameterValue> {
     vec![ParameterValue::Str(change.user_id.to_string()), ParameterValue::Int64(change.amount)]
-}
-
-/// Runs a statement and reads its rows; any Postgres failure is mapped by `pg_failure`.
-async fn query(statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Row>, ApiError> {
-    run(statement, params).await?.map_err(pg_failure)
-}
-
-/// Runs a statement and reads its rows. The outer error is a failure to connect; the inner one is
-/// Postgres's answer, left unmapped so that the caller can look at its SQLSTATE.
-async fn run(statement: &str, params: Vec<ParameterValue>) -> Result<Result<Vec<Row>, pg::Error>, ApiError> {
-    let conn = pg().await?;
-    let rows = match conn.query(statement, params).await {
-        Ok(result) => result.collect().await,
-        Err(e) => Err(e),
-    };
-    Ok(rows)
 }
 
 fn credit(row: &Row) -> Result<i64, ApiError> {
