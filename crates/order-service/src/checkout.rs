@@ -1,7 +1,9 @@
 //! `POST /orders/checkout/:order_id` and `GET /orders/checkout/:order_id/status`.
 //!
 //! The request drives its own saga inline (the fast path: no queue hop, no waiting for a
-//! worker), holding the saga's lease. If a participant keeps failing, it hands the saga to the
+//! worker), holding the saga's lease. (With the component variable `checkout_mode = "worker"`
+//! it instead hands every new saga to the worker at once and waits: the slow path, kept to
+//! measure the difference.) If a participant keeps failing, it hands the saga to the
 //! worker (due again after a back-off) and waits for the outcome. A checkout of an order whose
 //! saga is already running waits for that saga. The response is only given once the outcome
 //! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
@@ -49,6 +51,11 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     plan.attempt = attempt;
     plan.saga_id = Plan::saga_id(order_id, stored.generation, attempt);
     record.plan = plan.clone();
+    if spin_kit::vars::get("checkout_mode").await.is_ok_and(|m| m == "worker") {
+        saga_store::finish(&record, &owner, false, started, started).await?;
+        saga_store::ring_doorbell().await;
+        return wait_for(order_id, stored.generation, attempt, started).await;
+    }
 
     let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
     let report = drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await;
