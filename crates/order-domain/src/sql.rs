@@ -27,10 +27,10 @@ pub const MARK_PAID: &str = "UPDATE orders.orders SET paid = true, paid_by_saga 
 /// items of quantity 1 and a random user (as the WDM template), in one statement. Re-creating an
 /// order bumps its generation, which starts a new saga history for it.
 pub const BATCH_INIT: &str = "INSERT INTO orders.orders (order_id, user_id, paid, items, total_cost, generation) \
-     SELECT g::text, floor(random() * $3)::bigint::text, false, \
-            jsonb_build_array(jsonb_build_array(floor(random() * $2)::bigint::text, 1), \
-                              jsonb_build_array(floor(random() * $2)::bigint::text, 1)), \
-            2 * $4, 0 \
+     SELECT g::text, floor(random() * $3::bigint)::bigint::text, false, \
+            jsonb_build_array(jsonb_build_array(floor(random() * $2::bigint)::bigint::text, 1), \
+                              jsonb_build_array(floor(random() * $2::bigint)::bigint::text, 1)), \
+            2 * $4::bigint, 0 \
      FROM generate_series(0::bigint, $1::bigint - 1) AS g \
      ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, paid = false, items = EXCLUDED.items, \
          total_cost = EXCLUDED.total_cost, paid_by_saga = NULL, generation = orders.orders.generation + 1";

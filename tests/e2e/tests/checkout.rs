@@ -26,6 +26,25 @@ fn orders_are_created_filled_and_found() {
 }
 
 #[test]
+fn batch_init_creates_orders_of_two_random_items_and_a_random_user() {
+    let init = app().post("/orders/batch_init/50/7/5/3");
+    assert_eq!(init.status, 200, "{init:?}");
+    for id in ["0", "49"] {
+        let order = app().order(id);
+        assert_eq!(order["paid"], false);
+        assert_eq!(order["total_cost"], 6);
+        let user: i64 = order["user_id"].as_str().expect("user id").parse().expect("a number");
+        assert!((0..5).contains(&user), "{order}");
+        let items = order["items"].as_array().expect("items");
+        assert_eq!(items.len(), 2, "{order}");
+        for line in items {
+            let item: i64 = line[0].as_str().expect("item id").parse().expect("a number");
+            assert!((0..7).contains(&item) && line[1] == 1, "{order}");
+        }
+    }
+}
+
+#[test]
 fn order_endpoints_refuse_unknown_and_bad_input() {
     let user = app().new_user(0);
     let item = app().new_item(1, 0);
