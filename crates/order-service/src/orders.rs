@@ -4,7 +4,7 @@ use market_core::{ApiError, parse_id};
 use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::stores::{pg, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, pg, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -24,12 +24,7 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
         404 => return Err(ApiError::NotFound(format!("user {user_id} not found"))),
         s => return Err(ApiError::Unavailable(format!("payment service answered {s}: {}", answer.message()))),
     }
-    let rows = query(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())]).await?;
-    let order_id: String = rows
-        .first()
-        .and_then(|r| r.get("order_id"))
-        .ok_or_else(|| ApiError::Internal("insert returned no order id".into()))?;
-    Ok(respond::ok(&serde_json::json!({ "order_id": order_id })))
+    create_returning(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())], "order_id").await
 }
 
 /// `GET /orders/find/:order_id`.

@@ -8,18 +8,13 @@ use market_core::{ApiError, parse_id};
 use payment_domain::{
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
-use spin_kit::stores::{pg, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, pg, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
 /// `POST /payment/create_user` → `{"user_id": "<uuid>"}`, with credit 0.
 pub async fn create_user(_req: Request) -> Result<Reply, ApiError> {
-    let rows = query(sql::CREATE_USER, vec![]).await?;
-    let user_id: String = rows
-        .first()
-        .and_then(|r| r.get("user_id"))
-        .ok_or_else(|| ApiError::Internal("insert returned no user id".into()))?;
-    Ok(respond::ok(&serde_json::json!({ "user_id": user_id })))
+    create_returning(sql::CREATE_USER, vec![], "user_id").await
 }
 
 /// `GET /payment/find_user/:user_id` → `{"user_id": "...", "credit": n}`.

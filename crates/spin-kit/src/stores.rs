@@ -143,3 +143,18 @@ pub async fn run(
         Err(e) => Err(e),
     })
 }
+
+/// Runs a statement that returns one row with a text column `column` (e.g. an `INSERT …
+/// RETURNING id`) and answers `200 {"<column>": "<value>"}`.
+pub async fn create_returning(
+    statement: &str,
+    params: impl Into<Vec<pg::ParameterValue>>,
+    column: &str,
+) -> Result<crate::Reply, ApiError> {
+    let rows = query(statement, params).await?;
+    let value: String = rows
+        .first()
+        .and_then(|r| r.get(column))
+        .ok_or_else(|| ApiError::Internal(format!("the statement returned no {column}")))?;
+    Ok(crate::respond::ok(&serde_json::json!({ column: value })))
+}

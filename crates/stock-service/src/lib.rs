@@ -6,7 +6,7 @@
 mod cache;
 
 use market_core::ApiError;
-use spin_kit::stores::{pg, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, pg, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::cache::CachedItem;
@@ -17,12 +17,7 @@ use stock_domain::{BatchInit, Item, StockChange, sql};
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
 pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let price = market_core::parse_non_negative("price", route::param(&req, "price")?)?;
-    let rows = query(sql::CREATE_ITEM, [ParameterValue::Int64(price)]).await?;
-    let item_id: String = rows
-        .first()
-        .and_then(|r| r.get("item_id"))
-        .ok_or_else(|| ApiError::Internal("insert returned no item id".into()))?;
-    Ok(respond::ok(&serde_json::json!({ "item_id": item_id })))
+    create_returning(sql::CREATE_ITEM, [ParameterValue::Int64(price)], "item_id").await
 }
 
 /// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`, from the cache when it has the item.

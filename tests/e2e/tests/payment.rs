@@ -4,6 +4,7 @@
 //! from outside they do not exist, which is tested here; their semantics are exercised through
 //! `POST /orders/checkout` (here for what concerns credit, and in `checkout.rs`).
 
+use e2e::market::in_parallel;
 use e2e::{App, Reply};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -76,18 +77,9 @@ fn pay_decreases_credit_and_refuses_to_go_below_zero() {
 #[test]
 fn concurrent_payments_never_overdraw() {
     let user = app().new_user(50);
-    let successes = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..100).map(|_| s.spawn(|| app().post(&format!("/payment/pay/{user}/1")))).collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("worker"))
-            .map(|r| {
-                assert!(r.status == 200 || r.status == 409, "only success or refusal: {r:?}");
-                r.is_success()
-            })
-            .filter(|ok| *ok)
-            .count()
-    });
+    let replies = in_parallel(100, &[(); 100], |_| app().post(&format!("/payment/pay/{user}/1")));
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 409), "only success or refusal: {replies:?}");
+    let successes = replies.iter().filter(|r| r.is_success()).count();
     assert_eq!(successes, 50);
     assert_eq!(app().credit_of(&user), 0);
 }

@@ -1,5 +1,6 @@
 //! The stock service's endpoints, black-box, over HTTP.
 
+use e2e::market::in_parallel;
 use e2e::{App, Reply};
 use std::sync::OnceLock;
 
@@ -74,20 +75,9 @@ fn subtract_decreases_stock_and_refuses_to_go_below_zero() {
 #[test]
 fn concurrent_subtracts_never_oversell() {
     let id = new_item(1, 50);
-    let successes = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..100)
-            .map(|_| s.spawn(|| app().post(&format!("/stock/subtract/{id}/1"))))
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("worker"))
-            .map(|r| {
-                assert!(r.status == 200 || r.status == 409, "only success or refusal: {r:?}");
-                r.is_success()
-            })
-            .filter(|ok| *ok)
-            .count()
-    });
+    let replies = in_parallel(100, &[(); 100], |_| app().post(&format!("/stock/subtract/{id}/1")));
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 409), "only success or refusal: {replies:?}");
+    let successes = replies.iter().filter(|r| r.is_success()).count();
     assert_eq!(successes, 50);
     assert_eq!(find(&id), (0, 1));
 }
