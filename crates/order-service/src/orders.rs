@@ -4,7 +4,7 @@ use market_core::{ApiError, parse_id};
 use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::stores::{create_returning, pg, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -82,18 +82,13 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "n_users")?,
         route::param(&req, "item_price")?,
     )?;
-    pg().await?
-        .execute(
-            sql::BATCH_INIT,
-            [
-                ParameterValue::Int64(batch.n),
-                ParameterValue::Int64(batch.n_items),
-                ParameterValue::Int64(batch.n_users),
-                ParameterValue::Int64(batch.item_price),
-            ],
-        )
-        .await
-        .map_err(pg_failure)?;
+    let params = [
+        ParameterValue::Int64(batch.n),
+        ParameterValue::Int64(batch.n_items),
+        ParameterValue::Int64(batch.n_users),
+        ParameterValue::Int64(batch.item_price),
+    ];
+    execute(sql::BATCH_INIT, params).await?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for orders successful", "n": batch.n })))
 }
 

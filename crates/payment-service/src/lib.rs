@@ -8,7 +8,7 @@ use market_core::{ApiError, parse_id};
 use payment_domain::{
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
-use spin_kit::stores::{create_returning, pg, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -53,7 +53,7 @@ pub async fn pay(req: Request) -> Result<Reply, ApiError> {
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
     let batch = BatchInit::parse(route::param(&req, "n")?, route::param(&req, "starting_money")?)?;
     let params = vec![ParameterValue::Int64(batch.n), ParameterValue::Int64(batch.starting_money)];
-    pg().await?.execute(sql::BATCH_INIT, params).await.map_err(pg_failure)?;
+    execute(sql::BATCH_INIT, params).await?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for users successful", "n": batch.n })))
 }
 

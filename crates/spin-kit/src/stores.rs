@@ -7,8 +7,16 @@
 //! idempotent operation is retried once on the fresh connection. Correctness never depends on
 //! the reuse: with one request per instance every request simply opens its own.
 //!
-//! Postgres: Spin pools connections per component and address, so opening one per request is
-//! cheap and keeps no state in the instance.
+//! Postgres: Spin pools connections per component and address, but checking one out of the pool
+//! costs a round trip of its own (Spin's pool "cleans" the session: `DISCARD TEMP`, `RESET ALL`,
+//! ...). So each instance also keeps ONE connection and shares it between its requests (the host
+//! pipelines their statements on it). Exactly one: an instance that holds a connection never
+//! waits for another, so instances holding connections always finish their requests and, when
+//! they retire, return their connection to the host's pool (64 per component and address) for
+//! instances waiting on it — with several per instance, instances could hold part of the pool
+//! each while waiting for more, and stall. It heals like the Redis one: a connection-level
+//! failure drops it and the next statement reopens. Statements are not retried (they may not be idempotent): the
+//! failure is returned as 503.
 
 use market_core::ApiError;
 use spin_sdk::pg;
@@ -19,6 +27,7 @@ use std::rc::Rc;
 
 thread_local! {
     static REDIS: RefCell<Option<Rc<redis::Connection>>> = const { RefCell::new(None) };
+    static PG: RefCell<Option<Rc<pg::Connection>>> = const { RefCell::new(None) };
 }
 
 async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
@@ -100,10 +109,41 @@ pub fn reply_text(reply: &[RedisResult]) -> Option<String> {
     }
 }
 
-/// Opens a Postgres connection (pooled by the host) at the component's `pg_address`.
-pub async fn pg() -> Result<pg::Connection, ApiError> {
+/// This instance's Postgres connection at the component's `pg_address`, opened if needed.
+async fn pg() -> Result<Rc<pg::Connection>, ApiError> {
+    if let Some(conn) = PG.with(|c| c.borrow().clone()) {
+        return Ok(conn);
+    }
     let address = crate::vars::get("pg_address").await?;
-    pg::Connection::open(address).await.map_err(pg_failure)
+    let conn = Rc::new(pg::Connection::open(address).await.map_err(pg_failure)?);
+    // Concurrent first requests may each open one; the last stored is kept, the others are
+    // returned to the pool when their requests end.
+    PG.with(|c| *c.borrow_mut() = Some(conn.clone()));
+    Ok(conn)
+}
+
+/// Whether `e` says the connection itself is unusable (not that a statement was refused).
+fn is_connection_failure(e: &pg::Error) -> bool {
+    match e {
+        pg::Error::PgError(pg::PgError::QueryFailed(pg::QueryError::DbError(db))) => {
+            // 08: connection exception; 57: operator intervention (shutdown); 53: resources.
+            ["08", "57", "53"].iter().any(|class| db.code.starts_with(class))
+        }
+        pg::Error::Decode(_) => false,
+        _ => true,
+    }
+}
+
+/// Forgets `conn` if it is this instance's connection and `e` says it is broken.
+fn heal(conn: &Rc<pg::Connection>, e: &pg::Error) {
+    if is_connection_failure(e) {
+        PG.with(|c| {
+            let mut cached = c.borrow_mut();
+            if cached.as_ref().is_some_and(|k| Rc::ptr_eq(k, conn)) {
+                *cached = None;
+            }
+        });
+    }
 }
 
 /// The SQLSTATE code of a query that Postgres refused, if that is what happened.
@@ -138,9 +178,22 @@ pub async fn run(
     params: impl Into<Vec<pg::ParameterValue>>,
 ) -> Result<Result<Vec<pg::Row>, pg::Error>, ApiError> {
     let conn = pg().await?;
-    Ok(match conn.query(statement, params).await {
+    let result = match conn.query(statement, params).await {
         Ok(result) => result.collect().await,
         Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        heal(&conn, e);
+    }
+    Ok(result)
+}
+
+/// Runs a statement that returns no rows; the number of rows it changed.
+pub async fn execute(statement: &str, params: impl Into<Vec<pg::ParameterValue>>) -> Result<u64, ApiError> {
+    let conn = pg().await?;
+    conn.execute(statement, params).await.map_err(|e| {
+        heal(&conn, &e);
+        pg_failure(e)
     })
 }
 

@@ -6,7 +6,7 @@
 mod cache;
 
 use market_core::ApiError;
-use spin_kit::stores::{create_returning, pg, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::cache::CachedItem;
@@ -64,19 +64,14 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "item_price")?,
     )?;
     cache::freeze().await?;
-    let result = pg()
-        .await?
-        .execute(
-            sql::BATCH_INIT,
-            [
-                ParameterValue::Int64(batch.n),
-                ParameterValue::Int64(batch.starting_stock),
-                ParameterValue::Int64(batch.item_price),
-            ],
-        )
-        .await;
+    let params = [
+        ParameterValue::Int64(batch.n),
+        ParameterValue::Int64(batch.starting_stock),
+        ParameterValue::Int64(batch.item_price),
+    ];
+    let result = execute(sql::BATCH_INIT, params).await;
     cache::thaw().await;
-    result.map_err(pg_failure)?;
+    result?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
 }
 
