@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const STOCK: i64 = 100;
-const ORDERS: usize = 300;
+const ORDERS: usize = 1000;
 /// How long sagas may take to be finished after the fault.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
 
@@ -27,7 +27,8 @@ fn scenario(fault: impl FnOnce(&App) + Send) {
     let answered = AtomicUsize::new(0);
     let replies: Vec<Option<Reply>> = std::thread::scope(|s| {
         let faulting = s.spawn(|| {
-            while answered.load(Ordering::Relaxed) < ORDERS / 4 {
+            // Early, while stock remains: the fault must hit sagas on their way to success.
+            while answered.load(Ordering::Relaxed) < STOCK as usize / 3 {
                 std::thread::sleep(Duration::from_millis(5));
             }
             fault(&app);
