@@ -2,9 +2,10 @@
 //!
 //! Owns: answering (every response carries the whole body with its `Content-Length`, errors are
 //! mapped once from [`ApiError`]), reading route parameters from Spin's `spin-path-match-*`
-//! headers, reading application variables (cached per instance), the per-instance Redis
-//! connection that heals itself, `Idempotency-Key` handling for every mutating endpoint, calls
-//! to other components (service chaining), and running futures concurrently. Domain rules live in the Spin-free service libraries.
+//! headers, reading application variables (cached per instance), the per-instance Redis and
+//! Postgres connections that heal themselves, `Idempotency-Key` handling for every mutating
+//! endpoint, calls to other components (service chaining), and running futures concurrently.
+//! Domain rules live in the Spin-free service libraries.
 //!
 //! A component is:
 //! ```ignore

@@ -14,8 +14,9 @@
 //! waits for another, so instances holding connections always finish their requests and, when
 //! they retire, return their connection to the host's pool (64 per component and address) for
 //! instances waiting on it — with several per instance, instances could hold part of the pool
-//! each while waiting for more, and stall. It heals like the Redis one: a connection-level
-//! failure drops it and the next statement reopens. Statements are not retried (they may not be idempotent): the
+//! each while waiting for more, and stall (so concurrent first requests wait for one opening
+//! rather than open several). It heals like the Redis one: a connection-level failure drops it
+//! and the next statement reopens. Statements are not retried (they may not be idempotent): the
 //! failure is returned as 503.
 
 use market_core::ApiError;
@@ -28,6 +29,7 @@ use std::rc::Rc;
 thread_local! {
     static REDIS: RefCell<Option<Rc<redis::Connection>>> = const { RefCell::new(None) };
     static PG: RefCell<Option<Rc<pg::Connection>>> = const { RefCell::new(None) };
+    static PG_OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
@@ -109,15 +111,29 @@ pub fn reply_text(reply: &[RedisResult]) -> Option<String> {
     }
 }
 
-/// This instance's Postgres connection at the component's `pg_address`, opened if needed.
+/// This instance's Postgres connection at the component's `pg_address`, opened if needed (by
+/// one request at a time: the others wait for it).
 async fn pg() -> Result<Rc<pg::Connection>, ApiError> {
-    if let Some(conn) = PG.with(|c| c.borrow().clone()) {
-        return Ok(conn);
+    loop {
+        if let Some(conn) = PG.with(|c| c.borrow().clone()) {
+            return Ok(conn);
+        }
+        if !PG_OPENING.with(|o| o.replace(true)) {
+            break;
+        }
+        spin_sdk::time::sleep(std::time::Duration::from_millis(1)).await;
     }
+    /// Clears the "opening" flag however the opening ends (even if the request is dropped).
+    struct Opening;
+    impl Drop for Opening {
+        fn drop(&mut self) {
+            PG_OPENING.with(|o| o.set(false));
+        }
+    }
+    let opening = Opening;
     let address = crate::vars::get("pg_address").await?;
     let conn = Rc::new(pg::Connection::open(address).await.map_err(pg_failure)?);
-    // Concurrent first requests may each open one; the last stored is kept, the others are
-    // returned to the pool when their requests end.
+    drop(opening);
     PG.with(|c| *c.borrow_mut() = Some(conn.clone()));
     Ok(conn)
 }
