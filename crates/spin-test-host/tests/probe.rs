@@ -15,30 +15,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-const BUILD: &str = "cargo build --release --target wasm32-wasip2 -p spin-test-host-probe";
-
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{authority, built_wasm, crate_dir};
 
 fn probe_wasm() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_relative() {
-                crate_dir().join("../..").join(p)
-            } else {
-                p
-            }
-        })
-        .unwrap_or_else(|| crate_dir().join("../../target"));
-    let wasm = target.join("wasm32-wasip2/release/spin_test_host_probe.wasm");
-    assert!(
-        wasm.is_file(),
-        "the probe component is not built ({} is missing); build it with: {BUILD}",
-        wasm.display()
-    );
-    wasm
+    built_wasm("spin_test_host_probe.wasm", "spin-test-host-probe")
 }
 
 /// The fixture manifest, pointed at the built probe, after `edit`.
@@ -450,20 +431,13 @@ fn bad_manifests_fail_at_startup() {
     assert!(err.contains("route"), "{err}");
 }
 
-/// The authority (`host:port`) of a URL, for `allowed_outbound_hosts`.
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
-    rest.split(['/', '?']).next().unwrap_or(rest).to_owned()
-}
-
 #[test]
 fn redis_host_calls() {
     let Ok(url) = std::env::var("SPIN_TEST_HOST_REDIS") else {
         eprintln!("SPIN_TEST_HOST_REDIS is not set: skipping the Redis host-call checks");
         return;
     };
-    let allowed = format!("redis://{}", authority(&url));
+    let allowed = format!("redis://{}", authority(&url, None));
     let text = manifest(|m| m.replace("redis://127.0.0.1:*", &allowed));
     let host = Host::start(&text, &[], &[("SPIN_VARIABLE_REDIS_URL", &url)]);
     let v = host.json("/redis");
@@ -489,7 +463,7 @@ fn postgres_host_calls() {
         eprintln!("SPIN_TEST_HOST_PG is not set: skipping the Postgres host-call checks");
         return;
     };
-    let allowed = format!("postgres://{}", authority(&url));
+    let allowed = format!("postgres://{}", authority(&url, None));
     let text = manifest(|m| m.replace("postgres://127.0.0.1:*", &allowed));
     let host = Host::start(&text, &[], &[("SPIN_VARIABLE_PG_URL", &url)]);
     let v = host.json("/pg");

@@ -10,42 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BUILD: &str = "cargo build --release --target wasm32-wasip2 -p spin-test-host-probe-redis";
-
-fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{authority, built_wasm, crate_dir};
 
 fn wasm() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_relative() {
-                crate_dir().join("../..").join(p)
-            } else {
-                p
-            }
-        })
-        .unwrap_or_else(|| crate_dir().join("../../target"));
-    let wasm = target.join("wasm32-wasip2/release/spin_test_host_probe_redis.wasm");
-    assert!(
-        wasm.is_file(),
-        "the probe-redis component is not built ({} is missing); build it with: {BUILD}",
-        wasm.display()
-    );
-    wasm
-}
-
-/// `host:port` of a `redis://host:port[/db]` URL.
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let rest = rest.rsplit_once('@').map(|(_, r)| r).unwrap_or(rest);
-    let auth = rest.split('/').next().unwrap_or(rest);
-    if auth.contains(':') {
-        auth.to_owned()
-    } else {
-        format!("{auth}:6379")
-    }
+    built_wasm("spin_test_host_probe_redis.wasm", "spin-test-host-probe-redis")
 }
 
 /// Sends one RESP command and returns the raw reply.
@@ -106,7 +75,7 @@ fn messages_in_order_without_redelivery_and_reconnect() {
         eprintln!("SPIN_TEST_HOST_REDIS is not set: skipping the Redis trigger test");
         return;
     };
-    let addr = authority(&url);
+    let addr = authority(&url, Some(6379));
     let suffix = std::process::id().to_string();
     let channel = format!("spin-test-host-it-{suffix}");
     let list = format!("spin-test-host-it-list-{suffix}");
