@@ -4,7 +4,7 @@
 use market_core::ApiError;
 use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RENEW};
 use order_domain::saga::{Clock, Fence, Plan, Record};
-use spin_kit::stores::{args, redis_idempotent, redis_once};
+use spin_kit::stores::{args, redis_idempotent, redis_once, reply_texts};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,18 +39,6 @@ pub enum Begun {
     Join { attempt: i64, record: Option<Record> },
 }
 
-fn texts(reply: &[RedisResult]) -> Vec<String> {
-    reply
-        .iter()
-        .map(|r| match r {
-            RedisResult::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            RedisResult::Status(s) => s.clone(),
-            RedisResult::Int64(n) => n.to_string(),
-            RedisResult::Nil => String::new(),
-        })
-        .collect()
-}
-
 fn int_reply(reply: &[RedisResult]) -> i64 {
     match reply.first() {
         Some(RedisResult::Int64(n)) => *n,
@@ -69,7 +57,7 @@ pub async fn begin(plan: &Plan, record: &Record, owner: &str, now_ms: u64) -> Re
         conn.execute("EVAL", args([BEGIN, "0", &plan.order_id, &generation, &json, &now, &lease, owner])).await
     })
     .await?;
-    let parts = texts(&reply);
+    let parts = reply_texts(&reply);
     let attempt = parts.get(1).and_then(|a| a.parse().ok()).ok_or_else(|| ApiError::Internal(format!("unexpected begin reply {parts:?}")))?;
     match parts.first().map(String::as_str) {
         Some("drive") => Ok(Begun::Drive { attempt }),
@@ -125,7 +113,7 @@ pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<Record>
         conn.execute("EVAL", args([CLAIM, "0", &now, &lease, owner, &limit])).await
     })
     .await?;
-    let parts = texts(&reply);
+    let parts = reply_texts(&reply);
     Ok(parts
         .chunks(2)
         .filter_map(|pair| match pair {

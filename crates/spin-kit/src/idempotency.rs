@@ -15,12 +15,31 @@ use std::future::Future;
 const CLAIM_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) if v then return v end \
      redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return ''";
 
-/// Runs `work` at most once per `Idempotency-Key` (when the request carries one).
-pub async fn once<Fut>(req_key: Option<String>, service: &str, fingerprint: String, work: Fut) -> Reply
+/// A request that carries an `Idempotency-Key`.
+pub struct KeyedRequest {
+    key: String,
+    service: String,
+    fingerprint: String,
+}
+
+/// The request's `Idempotency-Key` with its owning service and fingerprint; `None` without a key
+/// (then nothing more is computed).
+pub fn keyed(req: &Request) -> Option<KeyedRequest> {
+    let key = req.headers().get("idempotency-key")?;
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Some(KeyedRequest {
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        service: path.trim_start_matches('/').split('/').next().unwrap_or("").to_string(),
+        fingerprint: idempotency::fingerprint(req.method().as_str(), path),
+    })
+}
+
+/// Runs `work` at most once per `Idempotency-Key`.
+pub async fn once<Fut>(request: KeyedRequest, work: Fut) -> Reply
 where
     Fut: Future<Output = Reply>,
 {
-    let Some(raw_key) = req_key else { return work.await };
+    let KeyedRequest { key: raw_key, service, fingerprint } = request;
     let key = match idempotency::check_key(&raw_key) {
         Ok(k) => format!("{service}:idem:{k}"),
         Err(e) => return respond::error(&e),
@@ -76,12 +95,4 @@ async fn record(key: &str, fingerprint: String, reply: &Reply) {
         // The claim expires by itself; until then retries get 409 rather than a second execution.
         eprintln!("idempotency record for {key} not written: {e}");
     }
-}
-
-/// The request's `Idempotency-Key`, its owning service and fingerprint.
-pub fn request_identity(req: &Request) -> (Option<String>, String, String) {
-    let key = req.headers().get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let service = path.trim_start_matches('/').split('/').next().unwrap_or("").to_string();
-    (key, service, idempotency::fingerprint(req.method().as_str(), path))
 }

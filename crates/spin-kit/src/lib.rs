@@ -38,7 +38,7 @@ where
     if req.method() != method {
         return respond::error(&ApiError::MethodNotAllowed { allowed: method_name(&method) });
     }
-    let identity = (method != http::Method::GET).then(|| idempotency::request_identity(&req));
+    let keyed = if method == http::Method::GET { None } else { idempotency::keyed(&req) };
     let work = async move {
         match handler(req).await {
             Ok(reply) => reply,
@@ -50,8 +50,8 @@ where
             }
         }
     };
-    match identity {
-        Some((key, service, fingerprint)) => idempotency::once(key, &service, fingerprint, work).await,
+    match keyed {
+        Some(keyed) => idempotency::once(keyed, work).await,
         None => work.await,
     }
 }

@@ -97,18 +97,28 @@ where
 }
 
 /// Builds the argument list of a Redis `execute` call.
-pub fn args<const N: usize>(values: [&str; N]) -> Vec<RedisParameter> {
-    values.iter().map(|v| RedisParameter::Binary(v.as_bytes().to_vec())).collect()
+pub fn args<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Vec<RedisParameter> {
+    values.into_iter().map(|v| RedisParameter::Binary(v.as_ref().as_bytes().to_vec())).collect()
 }
 
-/// The first value of an `execute` reply as text, if it is a string.
-pub fn reply_text(reply: &[RedisResult]) -> Option<String> {
-    match reply.first()? {
-        RedisResult::Binary(bytes) => String::from_utf8(bytes.clone()).ok(),
+/// One value of an `execute` reply as text (`None` for nil).
+fn text(value: &RedisResult) -> Option<String> {
+    match value {
+        RedisResult::Binary(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
         RedisResult::Status(s) => Some(s.clone()),
         RedisResult::Int64(n) => Some(n.to_string()),
         RedisResult::Nil => None,
     }
+}
+
+/// The first value of an `execute` reply as text, if there is one.
+pub fn reply_text(reply: &[RedisResult]) -> Option<String> {
+    reply.first().and_then(text)
+}
+
+/// Every value of an `execute` reply as text (nil as "").
+pub fn reply_texts(reply: &[RedisResult]) -> Vec<String> {
+    reply.iter().map(|v| text(v).unwrap_or_default()).collect()
 }
 
 /// This instance's Postgres connection at the component's `pg_address`, opened if needed (by

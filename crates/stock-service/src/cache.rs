@@ -6,15 +6,10 @@
 
 use market_core::ApiError;
 use spin_kit::stores::{args, redis_idempotent, redis_once, reply_text};
-use spin_sdk::redis::RedisParameter;
 use stock_domain::cache::{
     CacheRead, CachedItem, FREEZE_MS, FREEZE_SCRIPT, LOCK_MS, LOCK_SCRIPT, OFFER_SCRIPT, READ_SCRIPT, THAW_SCRIPT,
     TTL_SECONDS, UNLOCK_SCRIPT,
 };
-
-fn params(values: impl IntoIterator<Item = String>) -> Vec<RedisParameter> {
-    values.into_iter().map(|v| RedisParameter::Binary(v.into_bytes())).collect()
-}
 
 /// The cache's answer for `item_id`, or `None` when Redis could not be asked.
 pub async fn read(item_id: &str) -> Option<CacheRead> {
@@ -43,7 +38,7 @@ pub async fn offer(epoch: &str, item_id: &str, item: &CachedItem) {
 
 /// Counts this writer in on `item_ids` (required before changing them in Postgres).
 pub async fn lock(item_ids: &[String]) -> Result<(), ApiError> {
-    let a = params([LOCK_SCRIPT.to_string(), "0".to_string(), LOCK_MS.to_string()].into_iter().chain(item_ids.iter().cloned()));
+    let a = args([LOCK_SCRIPT.to_string(), "0".to_string(), LOCK_MS.to_string()].into_iter().chain(item_ids.iter().cloned()));
     // Not retried: a lost reply would count this writer in twice (then its lock simply expires).
     redis_once(|conn| async move { conn.execute("EVAL", a).await }).await.map(|_| ())
 }
@@ -61,7 +56,7 @@ pub async fn unlock(item_ids: &[String], rows: &[(String, CachedItem)]) {
     for (id, item) in rows {
         values.extend([id.clone(), item.version.to_string(), item.encode()]);
     }
-    let a = params(values);
+    let a = args(values);
     let result = redis_once(|conn| async move { conn.execute("EVAL", a).await }).await;
     if let Err(e) = result {
         eprintln!("stock cache unlock skipped for {} items (the locks expire): {e}", item_ids.len());
