@@ -23,10 +23,7 @@ impl Participants for Services {
             }
             Step::MarkPaid => mark_paid(plan).await,
             Step::RefundPayment => post(&format!("http://payment-refund.spin.internal/payment/refund/{saga}"), String::new()).await,
-            Step::ReleaseStock => {
-                let body = serde_json::json!({ "items": plan.items }).to_string();
-                post(&format!("http://stock-release.spin.internal/stock/release/{saga}"), body).await
-            }
+            Step::ReleaseStock => post(&format!("http://stock-release.spin.internal/stock/release/{saga}"), String::new()).await,
         }
     }
 }

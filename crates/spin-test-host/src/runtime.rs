@@ -118,6 +118,10 @@ pub fn engine(cache: bool) -> anyhow::Result<Engine> {
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.concurrency_support(true);
+    // For profiling guest code with `perf`: writes /tmp/perf-<pid>.map.
+    if std::env::var_os("SPIN_TEST_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if cache {
         match wasmtime::Cache::from_file(None) {
             Ok(c) => {

@@ -1,9 +1,9 @@
 //! Reservations for the checkout saga: the request the order service sends, and what the
-//! server-side functions `stock.reserve` / `stock.release` answer (see migration 0004).
+//! server-side functions `stock.reserve` / `stock.release` answer (see migrations 0004, 0005).
 
-use crate::cache::CachedItem;
 use market_core::{ApiError, parse_id};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Most lines one reservation may hold.
 pub const MAX_LINES: usize = 1_000;
@@ -30,9 +30,18 @@ impl ReserveRequest {
         Ok(req)
     }
 
-    /// The items and quantities as the two arrays `stock.reserve` takes.
-    pub fn columns(&self) -> (Vec<Option<String>>, Vec<Option<i64>>) {
-        self.items.iter().map(|(i, q)| (Some(i.clone()), Some(*q))).unzip()
+    /// The items and quantities as the two arrays `stock.reserve` takes: one line per item
+    /// (repeated items summed), in ascending byte order of the id — the order in which every
+    /// reservation locks rows, so that two of them cannot deadlock. 400 if a sum overflows.
+    pub fn columns(&self) -> Result<(Vec<Option<String>>, Vec<Option<i64>>), ApiError> {
+        let mut lines: BTreeMap<&str, i64> = BTreeMap::new();
+        for (item, quantity) in &self.items {
+            let sum = lines.entry(item).or_insert(0);
+            *sum = sum
+                .checked_add(*quantity)
+                .ok_or_else(|| ApiError::BadRequest(format!("total quantity of {item} is too large")))?;
+        }
+        Ok(lines.into_iter().map(|(i, q)| (Some(i.to_string()), Some(q))).unzip())
     }
 }
 
@@ -56,12 +65,6 @@ impl StepOutcome {
     }
 }
 
-/// The `changed` column: `[[item_id, stock, price, version], ...]`, for the cache.
-pub fn parse_changed(raw: serde_json::Value) -> Vec<(String, CachedItem)> {
-    let rows: Vec<(String, i64, i64, i64)> = serde_json::from_value(raw).unwrap_or_default();
-    rows.into_iter().map(|(id, stock, price, version)| (id, CachedItem { version, stock, price })).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,21 +72,27 @@ mod tests {
     #[test]
     fn parses_requests_and_refuses_bad_lines() {
         let req = ReserveRequest::parse(br#"{"items": [["a", 2], ["b", 1]]}"#).unwrap();
-        assert_eq!(req.columns(), (vec![Some("a".into()), Some("b".into())], vec![Some(2), Some(1)]));
+        assert_eq!(req.columns().unwrap(), (vec![Some("a".into()), Some("b".into())], vec![Some(2), Some(1)]));
         assert_eq!(ReserveRequest::parse(b"nope").unwrap_err().status(), 400);
         assert_eq!(ReserveRequest::parse(br#"{"items": [["a", 0]]}"#).unwrap_err().status(), 400);
         assert_eq!(ReserveRequest::parse(br#"{"items": [["", 1]]}"#).unwrap_err().status(), 400);
     }
 
     #[test]
-    fn parses_outcomes_and_changes() {
+    fn columns_sum_repeated_items_and_sort_ids_bytewise() {
+        let req = ReserveRequest::parse(br#"{"items": [["b", 1], ["a_1", 2], ["b", 3], ["A", 1], ["a-1", 1]]}"#).unwrap();
+        let (items, quantities) = req.columns().unwrap();
+        let items: Vec<_> = items.into_iter().map(Option::unwrap).collect();
+        assert_eq!(items, ["A", "a-1", "a_1", "b"]);
+        assert_eq!(quantities, [Some(1), Some(1), Some(2), Some(4)]);
+        let huge = format!(r#"{{"items": [["a", {m}], ["a", {m}]]}}"#, m = i64::MAX);
+        assert_eq!(ReserveRequest::parse(huge.as_bytes()).unwrap().columns().unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn parses_outcomes() {
         assert_eq!(StepOutcome::parse("reserved"), StepOutcome::Reserved);
         assert_eq!(StepOutcome::parse("refused: out of stock: a"), StepOutcome::Refused("out of stock: a".into()));
         assert_eq!(StepOutcome::parse("nothing reserved"), StepOutcome::NothingReserved);
-        assert_eq!(
-            parse_changed(serde_json::json!([["a", 1, 2, 3]])),
-            vec![("a".to_string(), CachedItem { version: 3, stock: 1, price: 2 })]
-        );
-        assert!(parse_changed(serde_json::json!([])).is_empty());
     }
 }

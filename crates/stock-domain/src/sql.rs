@@ -1,24 +1,24 @@
 //! Every statement the stock service runs. Each change is ONE statement, so it is atomic without
 //! a transaction object (Spin's Postgres interface has none).
 //!
-//! Every write bumps `version`, which orders the values written into the cache.
+//! Every write bumps `version` (a change counter, kept for operators).
 
 /// `$1` price → the new item's generated id.
 pub const CREATE_ITEM: &str =
     "INSERT INTO stock.items (item_id, stock, price) VALUES (gen_random_uuid()::text, 0, $1) RETURNING item_id";
 
-/// `$1` item id → stock, price, version.
-pub const FIND_ITEM: &str = "SELECT stock, price, version FROM stock.items WHERE item_id = $1";
+/// `$1` item id → stock, price.
+pub const FIND_ITEM: &str = "SELECT stock, price FROM stock.items WHERE item_id = $1";
 
-/// `$1` item id, `$2` amount → stock, price, version; no row when the item does not exist.
+/// `$1` item id, `$2` amount → stock, price; no row when the item does not exist.
 /// Overflow raises SQLSTATE 22003 (numeric_value_out_of_range).
 pub const ADD_STOCK: &str = "UPDATE stock.items SET stock = stock + $2, version = version + 1 \
-     WHERE item_id = $1 RETURNING stock, price, version";
+     WHERE item_id = $1 RETURNING stock, price";
 
-/// `$1` item id, `$2` amount → stock, price, version; no row when the item does not exist or
+/// `$1` item id, `$2` amount → stock, price; no row when the item does not exist or
 /// has fewer than `$2` units (the check and the change are one atomic statement).
 pub const SUBTRACT_STOCK: &str = "UPDATE stock.items SET stock = stock - $2, version = version + 1 \
-     WHERE item_id = $1 AND stock >= $2 RETURNING stock, price, version";
+     WHERE item_id = $1 AND stock >= $2 RETURNING stock, price";
 
 /// `$1` item id → one row when the item exists (tells "unknown" from "not enough" after a refusal).
 pub const ITEM_EXISTS: &str = "SELECT 1 FROM stock.items WHERE item_id = $1";
@@ -32,8 +32,9 @@ pub const BATCH_INIT: &str = "INSERT INTO stock.items (item_id, stock, price) \
 /// SQLSTATE of an integer overflow.
 pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
 
-/// `$1` saga id, `$2` item ids, `$3` quantities → outcome, changed (see migration 0004).
-pub const RESERVE: &str = "SELECT outcome, changed FROM stock.reserve($1, $2, $3)";
+/// `$1` saga id, `$2` item ids (distinct, ascending), `$3` quantities → outcome (see migration
+/// 0005; [`crate::reservation::ReserveRequest::columns`] builds the arrays).
+pub const RESERVE: &str = "SELECT stock.reserve($1, $2, $3) AS outcome";
 
-/// `$1` saga id → outcome, changed.
-pub const RELEASE: &str = "SELECT outcome, changed FROM stock.release($1)";
+/// `$1` saga id → outcome.
+pub const RELEASE: &str = "SELECT stock.release($1) AS outcome";

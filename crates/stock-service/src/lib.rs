@@ -1,17 +1,14 @@
 //! The stock service's endpoints (one component each): `create`, `find`, `add`, `subtract`,
-//! `batch_init`, and the checkout saga's participant steps `reserve` and `release`. Each handler parses its route parameters with `stock-domain`, changes Postgres
-//! (schema `stock`, the truth) in one statement, and keeps the `find` cache in Redis (prefix
-//! `stock:`) up to date.
-
-mod cache;
+//! `batch_init`, and the checkout saga's participant steps `reserve` and `release`. Each handler
+//! parses its route parameters with `stock-domain` and reads or changes Postgres (schema `stock`)
+//! in one statement.
 
 use market_core::ApiError;
 use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
-use stock_domain::cache::CachedItem;
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
-use stock_domain::reservation::{ReserveRequest, StepOutcome, parse_changed};
+use stock_domain::reservation::{ReserveRequest, StepOutcome};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
@@ -20,20 +17,12 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
     create_returning(sql::CREATE_ITEM, [ParameterValue::Int64(price)], "item_id").await
 }
 
-/// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`, from the cache when it has the item.
+/// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`.
 pub async fn find(req: Request) -> Result<Reply, ApiError> {
     let item_id = market_core::parse_id("item_id", route::param(&req, "item_id")?)?;
-    let seen = cache::read(item_id).await;
-    if let Some(CachedItem { stock, price, .. }) = seen.as_ref().and_then(|s| s.item) {
-        return Ok(respond::ok(&Item { stock, price }));
-    }
     let rows = query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())]).await?;
     let row = rows.first().ok_or_else(|| item_not_found(item_id))?;
-    let item = cached_item(row)?;
-    if let Some(seen) = seen.filter(|s| s.may_offer) {
-        cache::offer(&seen.epoch, item_id, &item).await;
-    }
-    Ok(respond::ok(&Item { stock: item.stock, price: item.price }))
+    Ok(respond::ok(&item(row)?))
 }
 
 /// `POST /stock/add/:item_id/:amount`.
@@ -44,14 +33,14 @@ pub async fn add(req: Request) -> Result<Reply, ApiError> {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => return Err(stock_overflow(change.item_id)),
         other => other.map_err(pg_failure)?.ok_or_else(|| item_not_found(change.item_id))?,
     };
-    Ok(respond::ok(&Item { stock: item.stock, price: item.price }))
+    Ok(respond::ok(&item))
 }
 
 /// `POST /stock/subtract/:item_id/:amount`: refused with 409 when the stock would go below zero.
 pub async fn subtract(req: Request) -> Result<Reply, ApiError> {
     let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
     match change_stock(sql::SUBTRACT_STOCK, &change).await?.map_err(pg_failure)? {
-        Some(item) => Ok(respond::ok(&Item { stock: item.stock, price: item.price })),
+        Some(item) => Ok(respond::ok(&item)),
         None => Err(refusal_reason(change.item_id, change.amount).await?),
     }
 }
@@ -63,15 +52,12 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "starting_stock")?,
         route::param(&req, "item_price")?,
     )?;
-    cache::freeze().await?;
     let params = [
         ParameterValue::Int64(batch.n),
         ParameterValue::Int64(batch.starting_stock),
         ParameterValue::Int64(batch.item_price),
     ];
-    let result = execute(sql::BATCH_INIT, params).await;
-    cache::thaw().await;
-    result?;
+    execute(sql::BATCH_INIT, params).await?;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
 }
 
@@ -80,82 +66,41 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
 /// unknown item, or the saga's reservation was already released).
 pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
-    let request = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?;
-    let (items, quantities) = request.columns();
-    let outcome = saga_step(&request, sql::RESERVE, vec![
-        ParameterValue::Str(saga_id),
-        ParameterValue::ArrayStr(items),
-        ParameterValue::ArrayInt64(quantities),
-    ])
-    .await?;
-    match outcome {
+    let (items, quantities) = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?.columns()?;
+    let params = vec![ParameterValue::Str(saga_id), ParameterValue::ArrayStr(items), ParameterValue::ArrayInt64(quantities)];
+    match saga_step(sql::RESERVE, params).await? {
         StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
         _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
     }
 }
 
-/// `POST /stock/release/:saga_id` with the same body as the reserve (saga compensation,
-/// idempotent): gives the saga's reserved stock back, as its ledger row says (the body only names
-/// the items whose cache entries to lock); 200 `{"outcome": "released" | "nothing reserved"}`.
+/// `POST /stock/release/:saga_id` (saga compensation, idempotent): gives the saga's reserved
+/// stock back, as its ledger row says; 200 `{"outcome": "released" | "nothing reserved"}`. A body
+/// (the reserve's) is accepted and ignored.
 pub async fn release(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
-    let request = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?;
-    let outcome = saga_step(&request, sql::RELEASE, vec![ParameterValue::Str(saga_id)]).await?;
+    let outcome = saga_step(sql::RELEASE, vec![ParameterValue::Str(saga_id)]).await?;
     let outcome = if outcome == StepOutcome::Released { "released" } else { "nothing reserved" };
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome })))
 }
 
-/// Runs `stock.reserve` or `stock.release` with the request's items locked in the cache, and
-/// writes the rows it changed through.
-async fn saga_step(request: &ReserveRequest, statement: &str, params: Vec<ParameterValue>) -> Result<StepOutcome, ApiError> {
-    let ids: Vec<String> = request.items.iter().map(|(id, _)| id.clone()).collect();
-    cache::lock(&ids).await?;
-    let result = async {
-        let rows = query(statement, params).await?;
-        let row = rows.first().ok_or_else(|| ApiError::Internal("saga step returned no row".into()))?;
-        let outcome: String = row.get("outcome").ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
-        let changed = row.get::<serde_json::Value>("changed").map(parse_changed).unwrap_or_default();
-        Ok((StepOutcome::parse(&outcome), changed))
-    }
-    .await;
-    match result {
-        Ok((outcome, changed)) => {
-            cache::unlock(&ids, &changed).await;
-            Ok(outcome)
-        }
-        Err(e) => {
-            cache::unlock(&ids, &[]).await;
-            Err(e)
-        }
-    }
+/// Runs `stock.reserve` or `stock.release` (one statement each) and reads its outcome.
+async fn saga_step(statement: &str, params: Vec<ParameterValue>) -> Result<StepOutcome, ApiError> {
+    let rows = query(statement, params).await?;
+    let outcome: String = rows
+        .first()
+        .and_then(|row| row.get("outcome"))
+        .ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
+    Ok(StepOutcome::parse(&outcome))
 }
 
-/// Applies one of the single-statement changes with the item locked in the cache; `Ok(None)`
-/// when no row matched. Writes the new row through to the cache.
-async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Result<Option<CachedItem>, spin_sdk::pg::Error>, ApiError> {
-    let ids = [change.item_id.to_string()];
-    cache::lock(&ids).await?;
+/// Applies one of the single-statement changes; `Ok(None)` when no row matched.
+async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Result<Option<Item>, spin_sdk::pg::Error>, ApiError> {
     let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
-    let result = match run(statement, params).await {
-        Ok(result) => result,
-        Err(e) => {
-            cache::unlock(&ids, &[]).await;
-            return Err(e);
-        }
-    };
-    let item = match result {
-        Ok(rows) => match rows.first().map(cached_item).transpose() {
-            Ok(item) => Ok(item),
-            Err(e) => Err(spin_sdk::pg::Error::Decode(e.message())),
-        },
+    Ok(match run(statement, params).await? {
+        Ok(rows) => rows.first().map(item).transpose().map_err(|e| spin_sdk::pg::Error::Decode(e.message())),
         Err(e) => Err(e),
-    };
-    let written: Vec<(String, CachedItem)> = match &item {
-        Ok(Some(i)) => vec![(ids[0].clone(), *i)],
-        _ => vec![],
-    };
-    cache::unlock(&ids, &written).await;
-    Ok(item)
+    })
 }
 
 /// After a refused subtract: was the item unknown, or short of stock?
@@ -164,10 +109,10 @@ async fn refusal_reason(item_id: &str, amount: i64) -> Result<ApiError, ApiError
     Ok(if rows.is_empty() { item_not_found(item_id) } else { insufficient_stock(item_id, amount) })
 }
 
-fn cached_item(row: &Row) -> Result<CachedItem, ApiError> {
+fn item(row: &Row) -> Result<Item, ApiError> {
     let int = |name: &str| match row.get::<i64>(name) {
         Some(v) => Ok(v),
         None => Err(ApiError::Internal(format!("column {name} is not a bigint"))),
     };
-    Ok(CachedItem { version: int("version")?, stock: int("stock")?, price: int("price")? })
+    Ok(Item { stock: int("stock")?, price: int("price")? })
 }
