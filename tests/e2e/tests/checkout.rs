@@ -96,6 +96,24 @@ fn out_of_stock_refuses_and_changes_nothing_and_a_later_checkout_can_succeed() {
 }
 
 #[test]
+fn a_repeated_item_counts_once_per_line_and_a_partly_short_order_takes_nothing() {
+    let (x, y) = (app().new_item(1, 1), app().new_item(1, 1));
+    let (low, high) = if x < y { (x, y) } else { (y, x) };
+    assert_eq!(app().post(&format!("/stock/add/{low}/1")).status, 200);
+    let user = app().new_user(10);
+    // `high` twice and `low` twice: the reservation takes `low` (2 of 2) first, as ids are locked
+    // in order, then finds `high` short (2 of 1) and must give `low` back.
+    let short = app().new_order(&user, &[(&high, 1), (&low, 1), (&high, 1), (&low, 1)]);
+    let refused = app().post(&format!("/orders/checkout/{short}"));
+    assert_eq!(refused.status, 409, "{refused:?}");
+    assert_eq!((app().stock_of(&low).0, app().stock_of(&high).0, app().credit_of(&user)), (2, 1, 10));
+    let fits = app().new_order(&user, &[(&low, 1), (&high, 1), (&low, 1)]);
+    let paid = app().post(&format!("/orders/checkout/{fits}"));
+    assert_eq!(paid.status, 200, "{paid:?}");
+    assert_eq!((app().stock_of(&low).0, app().stock_of(&high).0, app().credit_of(&user)), (0, 0, 7));
+}
+
+#[test]
 fn out_of_credit_refuses_and_gives_the_reserved_stock_back() {
     let a = app().new_item(4, 3);
     let b = app().new_item(4, 3);
