@@ -4,7 +4,7 @@
 //! | key | holds |
 //! | --- | --- |
 //! | `orders:checkout:<order>:<generation>` | the attempt number of the order's current saga |
-//! | `orders:saga:<saga_id>` | the saga [`Record`](crate::saga::Record) as JSON (its id is the key's) |
+//! | `orders:saga:<saga_id>` | the saga [`Record`](crate::saga::Record) as JSON (its id is the key's); a final one expires after [`RECORD_RETENTION_MS`] |
 //! | `orders:lease:<saga_id>` | the token of the driver that owns the saga, with a TTL |
 //! | `orders:sagas:active` | sorted set of running sagas, scored by when they are due (ms) |
 //! | `orders:alarm:*` | empty keys whose expiry wakes the worker |
@@ -43,17 +43,26 @@ for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 
 return {'drive', tostring(attempt)}
 "#;
 
-/// ARGV: saga id, owner token, record JSON, '1' if final else '0', due ms (retry), now ms.
-/// Writes the record only if the caller still owns the lease (returns 1; else 0 and nothing
-/// changes); a final saga leaves the active set, a retried one is due again at `due`.
+/// How long a final saga's record is kept (for the status endpoint and for joining checkouts).
+/// Afterwards the order's Postgres row answers a repeated checkout of a paid order; a checkout of
+/// an order whose failed attempt expired re-drives that attempt once (the participants' ledgers
+/// refuse it again), then starts the next one. The attempt pointer (`orders:checkout:*`, a
+/// number) is kept.
+pub const RECORD_RETENTION_MS: u64 = 24 * 3600 * 1000;
+
+/// ARGV: saga id, owner token, record JSON, '1' if final else '0', due ms (retry), now ms,
+/// retention ms. Writes the record only if the caller still owns the lease (returns 1; else 0
+/// and nothing changes); a final saga leaves the active set and its record expires after the
+/// retention, a retried one is due again at `due`.
 pub const FINISH: &str = r#"
 local lease = 'orders:lease:' .. ARGV[1]
 if redis.call('GET', lease) ~= ARGV[2] then return 0 end
-redis.call('SET', 'orders:saga:' .. ARGV[1], ARGV[3])
 redis.call('DEL', lease)
 if ARGV[4] == '1' then
+  redis.call('SET', 'orders:saga:' .. ARGV[1], ARGV[3], 'PX', ARGV[7])
   redis.call('ZREM', 'orders:sagas:active', ARGV[1])
 else
+  redis.call('SET', 'orders:saga:' .. ARGV[1], ARGV[3])
   redis.call('ZADD', 'orders:sagas:active', ARGV[5], ARGV[1])
   local wait = math.max(1, tonumber(ARGV[5]) - tonumber(ARGV[6]))
   local t = redis.call('PTTL', 'orders:alarm:next')
@@ -107,7 +116,10 @@ pub fn checkout_key(order_id: &str, generation: i64) -> String {
     format!("orders:checkout:{order_id}:{generation}")
 }
 
+/// The prefix of the saga records' keys.
+pub const SAGA_KEY_PREFIX: &str = "orders:saga:";
+
 /// The key of a saga's record.
 pub fn saga_key(saga_id: &str) -> String {
-    format!("orders:saga:{saga_id}")
+    format!("{SAGA_KEY_PREFIX}{saga_id}")
 }

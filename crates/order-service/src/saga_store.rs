@@ -2,7 +2,7 @@
 //! the driver runs with.
 
 use market_core::ApiError;
-use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RENEW};
+use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RECORD_RETENTION_MS, RENEW};
 use order_domain::saga::{Clock, Fence, Plan, Record};
 use spin_kit::stores::{args, redis_idempotent, redis_once, reply_texts};
 use spin_sdk::redis::RedisResult;
@@ -73,11 +73,11 @@ pub async fn begin(plan: &Plan, record: &Record, owner: &str, now_ms: u64) -> Re
 /// `Ok(false)`: the lease was lost, nothing written.
 pub async fn finish(record: &Record, owner: &str, is_final: bool, due_ms: u64, now_ms: u64) -> Result<bool, ApiError> {
     let json = record.encode();
-    let (due, now) = (due_ms.to_string(), now_ms.to_string());
+    let (due, now, retention) = (due_ms.to_string(), now_ms.to_string(), RECORD_RETENTION_MS.to_string());
     let flag = if is_final { "1" } else { "0" };
     let id = &record.plan.saga_id;
     let reply = redis_idempotent(|conn| {
-        let a = args([FINISH, "0", id, owner, &json, flag, &due, &now]);
+        let a = args([FINISH, "0", id, owner, &json, flag, &due, &now, &retention]);
         async move { conn.execute("EVAL", a).await }
     })
     .await?;
