@@ -8,7 +8,7 @@ use market_core::{ApiError, parse_id};
 use payment_domain::{
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
-use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -71,7 +71,7 @@ pub async fn charge(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Str(step.user_id.to_string()),
         ParameterValue::Int64(step.amount),
     ];
-    let outcome = ChargeOutcome::parse(&saga_step_outcome(sql::CHARGE, params).await?)?;
+    let outcome = ChargeOutcome::parse(&query_text(sql::CHARGE, params, "outcome").await?)?;
     outcome.into_result(&step)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": "charged" })))
 }
@@ -80,17 +80,9 @@ pub async fn charge(req: Request) -> Result<Reply, ApiError> {
 /// saga charged; 200 `{"outcome": "refunded" | "nothing_charged"}`.
 pub async fn refund(req: Request) -> Result<Reply, ApiError> {
     let step = RefundStep::parse(route::param(&req, "saga_id")?)?;
-    let raw = saga_step_outcome(sql::REFUND, vec![ParameterValue::Str(step.saga_id.to_string())]).await?;
+    let raw = query_text(sql::REFUND, vec![ParameterValue::Str(step.saga_id.to_string())], "outcome").await?;
     let outcome = RefundOutcome::parse(&raw)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
-}
-
-/// Runs `payment.charge` or `payment.refund` and returns the text it answered.
-async fn saga_step_outcome(statement: &str, params: Vec<ParameterValue>) -> Result<String, ApiError> {
-    let rows = query(statement, params).await?;
-    rows.first()
-        .and_then(|r| r.get::<String>("outcome"))
-        .ok_or_else(|| ApiError::Internal("the saga step returned no outcome".into()))
 }
 
 /// After a refused `pay`: was the user unknown, or short of credit?

@@ -25,6 +25,7 @@ use spin_sdk::redis::{self, RedisParameter, RedisResult};
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+use std::thread::LocalKey;
 
 thread_local! {
     static REDIS: RefCell<Option<Rc<redis::Connection>>> = const { RefCell::new(None) };
@@ -46,14 +47,19 @@ async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
     Ok(conn)
 }
 
-/// Drops `conn` from the instance if it is still the cached one.
-fn forget(conn: &Rc<redis::Connection>) {
-    REDIS.with(|r| {
-        let mut cached = r.borrow_mut();
+/// Drops `conn` from the instance's `slot` if it is still the one cached there (another request
+/// may already have reopened it).
+fn forget_cached<T>(slot: &'static LocalKey<RefCell<Option<Rc<T>>>>, conn: &Rc<T>) {
+    slot.with(|s| {
+        let mut cached = s.borrow_mut();
         if cached.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
             *cached = None;
         }
     });
+}
+
+fn forget(conn: &Rc<redis::Connection>) {
+    forget_cached(&REDIS, conn);
 }
 
 fn redis_failure(e: redis::Error) -> ApiError {
@@ -163,12 +169,7 @@ fn is_connection_failure(e: &pg::Error) -> bool {
 /// Forgets `conn` if it is this instance's connection and `e` says it is broken.
 fn heal(conn: &Rc<pg::Connection>, e: &pg::Error) {
     if is_connection_failure(e) {
-        PG.with(|c| {
-            let mut cached = c.borrow_mut();
-            if cached.as_ref().is_some_and(|k| Rc::ptr_eq(k, conn)) {
-                *cached = None;
-            }
-        });
+        forget_cached(&PG, conn);
     }
 }
 
@@ -224,16 +225,25 @@ pub async fn execute(statement: &str, params: impl Into<Vec<pg::ParameterValue>>
 }
 
 /// Runs a statement that returns one row with a text column `column` (e.g. an `INSERT …
+/// RETURNING id`, or a saga step's `SELECT f(…) AS outcome`) and reads that text.
+pub async fn query_text(
+    statement: &str,
+    params: impl Into<Vec<pg::ParameterValue>>,
+    column: &str,
+) -> Result<String, ApiError> {
+    let rows = query(statement, params).await?;
+    rows.first()
+        .and_then(|r| r.get(column))
+        .ok_or_else(|| ApiError::Internal(format!("the statement returned no {column}")))
+}
+
+/// Runs a statement that returns one row with a text column `column` (e.g. an `INSERT …
 /// RETURNING id`) and answers `200 {"<column>": "<value>"}`.
 pub async fn create_returning(
     statement: &str,
     params: impl Into<Vec<pg::ParameterValue>>,
     column: &str,
 ) -> Result<crate::Reply, ApiError> {
-    let rows = query(statement, params).await?;
-    let value: String = rows
-        .first()
-        .and_then(|r| r.get(column))
-        .ok_or_else(|| ApiError::Internal(format!("the statement returned no {column}")))?;
+    let value = query_text(statement, params, column).await?;
     Ok(crate::respond::ok(&serde_json::json!({ column: value })))
 }

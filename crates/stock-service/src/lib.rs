@@ -4,7 +4,7 @@
 //! in one statement.
 
 use market_core::ApiError;
-use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
@@ -68,7 +68,7 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
     let (items, quantities) = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?.columns()?;
     let params = vec![ParameterValue::Str(saga_id), ParameterValue::ArrayStr(items), ParameterValue::ArrayInt64(quantities)];
-    match saga_step(sql::RESERVE, params).await? {
+    match StepOutcome::parse(&query_text(sql::RESERVE, params, "outcome").await?) {
         StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
         _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
     }
@@ -79,19 +79,9 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
 /// (the reserve's) is accepted and ignored.
 pub async fn release(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
-    let outcome = saga_step(sql::RELEASE, vec![ParameterValue::Str(saga_id)]).await?;
+    let outcome = StepOutcome::parse(&query_text(sql::RELEASE, [ParameterValue::Str(saga_id)], "outcome").await?);
     let outcome = if outcome == StepOutcome::Released { "released" } else { "nothing reserved" };
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome })))
-}
-
-/// Runs `stock.reserve` or `stock.release` (one statement each) and reads its outcome.
-async fn saga_step(statement: &str, params: Vec<ParameterValue>) -> Result<StepOutcome, ApiError> {
-    let rows = query(statement, params).await?;
-    let outcome: String = rows
-        .first()
-        .and_then(|row| row.get("outcome"))
-        .ok_or_else(|| ApiError::Internal("saga step returned no outcome".into()))?;
-    Ok(StepOutcome::parse(&outcome))
 }
 
 /// Applies one of the single-statement changes; `Ok(None)` when no row matched.
