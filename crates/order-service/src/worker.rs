@@ -19,15 +19,6 @@ fn worker_policy() -> RetryPolicy {
     RetryPolicy { backoff_ms: vec![50, 200], renew_every_ms: LEASE_MS / 3 }
 }
 
-/// Handles one message: the doorbell, or the name of an expired key of database 1. The expiry of
-/// a final saga record (its retention ending) is no work and wakes nothing.
-pub async fn on_message(message: &[u8]) -> anyhow::Result<()> {
-    if message.starts_with(order_domain::redis_scripts::SAGA_KEY_PREFIX.as_bytes()) {
-        return Ok(());
-    }
-    drain().await
-}
-
 /// Drives every due saga. Errors are Redis failures: the next message retries.
 pub async fn drain() -> anyhow::Result<()> {
     let clock = WallClock;
