@@ -3,6 +3,7 @@
 //!
 //! | key | holds |
 //! | --- | --- |
+//! | `orders:plan:<order>` | hash: the order's copy for checkouts — `p` its [`Plan`](crate::saga::Plan) JSON (no saga id), `g` its generation, `n` its line count |
 //! | `orders:checkout:<order>:<generation>` | the attempt number of the order's current saga |
 //! | `orders:saga:<saga_id>` | the saga [`Record`](crate::saga::Record) as JSON (its id is the key's) |
 //! | `orders:lease:<saga_id>` | the token of the driver that owns the saga, with a TTL |
@@ -16,32 +17,63 @@
 //! driver died, an alarm) — it drains what is due, then arms `orders:alarm:next` for the next
 //! due saga. The records' `"state":"…"` is found by plain substring search: our JSON escapes every
 //! `"` inside strings, so the sequence can only be the top-level field.
+//!
+//! The plan copy spares a checkout a Postgres read: [`BEGIN`] starts the saga from it. The orders
+//! table stays the truth. Every change of an order (create, addItem, batch_init) writes the copy
+//! after its Postgres commit with [`PUT_PLANS`], which keeps the newest version (generation, then
+//! line count: lines are only ever appended within a generation). A copy can still be older than
+//! the row (a crash between the two writes) or missing: "mark paid" only pays the order at the
+//! plan's generation *and* line count, so a saga started from an old copy is refused there and
+//! compensated, and the checkout refreshes the copy from Postgres and starts a new attempt.
 
-/// ARGV: order id, generation, record JSON (state running), now ms, lease ms, owner token.
-/// Returns `["drive", attempt]` when this call started a saga that the caller now owns, or
-/// `["join", attempt, record]` when a saga of this order is running or has paid it.
+/// ARGV: order id, the JSON of a running record without its plan
+/// ([`Record::running_tail_json`](crate::saga::Record::running_tail_json)), now ms, lease ms,
+/// owner token.
+/// Starts the saga from the order's plan copy. Returns `["drive", saga id, plan]` when this call
+/// started a saga that the caller now owns, `["join", saga id, record]` when a saga of this
+/// order generation is running or has paid it, or `["nocopy"]` when there is no plan copy.
 /// A failed saga is followed by a new attempt; a saga whose record was lost is re-driven
 /// under the same id (the participants' ledgers dedupe it).
 /// It also arms a ladder of alarms (1 s … 256 s) so that sagas left behind by a host that died
 /// are picked up after its restart even if no request comes.
 pub const BEGIN: &str = r#"
-local ptr = 'orders:checkout:' .. ARGV[1] .. ':' .. ARGV[2]
+local copy = redis.call('HMGET', 'orders:plan:' .. ARGV[1], 'g', 'p')
+if not copy[1] then return {'nocopy'} end
+local order = ARGV[1] .. '.' .. copy[1]
+local ptr = 'orders:checkout:' .. ARGV[1] .. ':' .. copy[1]
 local attempt = tonumber(redis.call('GET', ptr) or '-1')
 if attempt >= 0 then
-  local rec = redis.call('GET', 'orders:saga:' .. ARGV[1] .. '.' .. ARGV[2] .. '.' .. attempt)
+  local rec = redis.call('GET', 'orders:saga:' .. order .. '.' .. attempt)
   if rec and not string.find(rec, '"state":"failed"', 1, true) then
-    return {'join', tostring(attempt), rec}
+    return {'join', order .. '.' .. attempt, rec}
   end
   if not rec then attempt = attempt - 1 end
 end
 attempt = attempt + 1
-local id = ARGV[1] .. '.' .. ARGV[2] .. '.' .. attempt
+local id = order .. '.' .. attempt
 redis.call('SET', ptr, attempt)
-redis.call('SET', 'orders:saga:' .. id, ARGV[3])
-redis.call('SET', 'orders:lease:' .. id, ARGV[6], 'PX', ARGV[5])
-redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[4]) + tonumber(ARGV[5]), id)
+redis.call('SET', 'orders:saga:' .. id, string.sub(copy[2], 1, -2) .. ',' .. string.sub(ARGV[2], 2))
+redis.call('SET', 'orders:lease:' .. id, ARGV[5], 'PX', ARGV[4])
+redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[3]) + tonumber(ARGV[4]), id)
 for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 'NX') end
-return {'drive', tostring(attempt)}
+return {'drive', id, copy[2]}
+"#;
+
+/// ARGV: groups of (order id, generation, line count, plan JSON). Stores each plan copy unless
+/// the stored one is as new or newer (generation, then line count). Returns how many it stored.
+pub const PUT_PLANS: &str = r#"
+local stored = 0
+for i = 1, #ARGV, 4 do
+  local key = 'orders:plan:' .. ARGV[i]
+  local g, n = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local cur = redis.call('HMGET', key, 'g', 'n')
+  local cg, cn = tonumber(cur[1]), tonumber(cur[2])
+  if not cg or cg < g or (cg == g and cn < n) then
+    redis.call('HSET', key, 'g', ARGV[i + 1], 'n', ARGV[i + 2], 'p', ARGV[i + 3])
+    stored = stored + 1
+  end
+end
+return stored
 "#;
 
 /// How long a final saga's record is kept: for checkouts joining it (they wait at most 20 s) and
@@ -133,6 +165,11 @@ pub const DOORBELL: &str = "orders:doorbell";
 /// The key of the current attempt pointer of an order generation.
 pub fn checkout_key(order_id: &str, generation: i64) -> String {
     format!("orders:checkout:{order_id}:{generation}")
+}
+
+/// The key of an order's plan copy.
+pub fn plan_key(order_id: &str) -> String {
+    format!("orders:plan:{order_id}")
 }
 
 /// The key of a saga's record.

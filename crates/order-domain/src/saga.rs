@@ -41,6 +41,19 @@ impl Plan {
     pub fn saga_id(order_id: &str, generation: i64, attempt: i64) -> String {
         format!("{order_id}.{generation}.{attempt}")
     }
+
+    /// The plan as the order's plan copy holds it (JSON, without saga id and attempt).
+    pub fn copy_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The plan of attempt `attempt`, from its copy's JSON.
+    pub fn from_copy(json: &str, attempt: i64) -> Option<Plan> {
+        let mut plan: Plan = serde_json::from_str(json).ok()?;
+        plan.attempt = attempt;
+        plan.saga_id = Plan::saga_id(&plan.order_id, plan.generation, attempt);
+        Some(plan)
+    }
 }
 
 /// Whether the saga is running or finished, and how.
@@ -62,6 +75,10 @@ pub enum Step {
     RefundPayment,
     ReleaseStock,
 }
+
+/// Why "mark paid" refuses: the order is not the one the saga charged for (re-created, or a
+/// line added since the plan was read).
+pub const ORDER_CHANGED: &str = "the order changed during checkout";
 
 /// What a participant answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +124,23 @@ impl Record {
 
     pub fn encode(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The JSON object of a new running record without its plan's fields. The plan's JSON
+    /// ([`Plan::copy_json`]) without its closing brace, a comma, and this without its opening
+    /// brace, is the record's JSON: that is how `BEGIN` writes it from the plan copy.
+    pub fn running_tail_json(now_ms: u64) -> String {
+        #[derive(Serialize)]
+        struct Tail<'a> {
+            state: State,
+            reason: Option<&'a str>,
+            drives: u32,
+            history: [Event; 0],
+            created_ms: u64,
+            updated_ms: u64,
+        }
+        let tail = Tail { state: State::Running, reason: None, drives: 0, history: [], created_ms: now_ms, updated_ms: now_ms };
+        serde_json::to_string(&tail).unwrap_or_default()
     }
 
     /// Decodes the record stored under `saga_id`'s key.

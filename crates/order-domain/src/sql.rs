@@ -9,23 +9,28 @@ pub const CREATE_ORDER: &str =
 pub const FIND_ORDER: &str = "SELECT order_id, user_id, paid, items::text AS items, total_cost, generation \
      FROM orders.orders WHERE order_id = $1";
 
-/// `$1` order id, `$2` item id, `$3` quantity, `$4` cost of the line → one row if added; none
-/// when the order is unknown or paid. Overflow raises SQLSTATE 22003.
+/// `$1` order id, `$2` item id, `$3` quantity, `$4` cost of the line → the order as FIND_ORDER
+/// reads it, if the line was added; no row when the order is unknown or paid. Overflow raises
+/// SQLSTATE 22003.
 pub const ADD_ITEM: &str = "UPDATE orders.orders \
      SET items = items || jsonb_build_array(jsonb_build_array($2::text, $3::bigint)), total_cost = total_cost + $4 \
-     WHERE order_id = $1 AND NOT paid RETURNING paid";
+     WHERE order_id = $1 AND NOT paid \
+     RETURNING order_id, user_id, paid, items::text AS items, total_cost, generation";
 
 /// `$1` order id → `paid` (tells "unknown" from "paid" after ADD_ITEM matched nothing).
 pub const ORDER_PAID: &str = "SELECT paid FROM orders.orders WHERE order_id = $1";
 
-/// `$1` order id, `$2` generation, `$3` saga id → one row when the order is (now or already)
-/// paid by this saga; none when it changed (re-created) or another saga paid it.
+/// `$1` order id, `$2` generation, `$3` saga id, `$4` the plan's line count → one row when the
+/// order is (now or already) paid by this saga; none when it is not the order the saga charged
+/// for (re-created, or a line added since the plan was read) or another saga paid it.
 pub const MARK_PAID: &str = "UPDATE orders.orders SET paid = true, paid_by_saga = $3 \
-     WHERE order_id = $1 AND generation = $2 AND (NOT paid OR paid_by_saga = $3) RETURNING paid";
+     WHERE order_id = $1 AND generation = $2 AND jsonb_array_length(items) = $4::bigint \
+       AND (NOT paid OR paid_by_saga = $3) RETURNING paid";
 
 /// `$1` n, `$2` n_items, `$3` n_users, `$4` item price: orders "0".."n-1", each with two random
 /// items of quantity 1 and a random user (as the WDM template), in one statement. Re-creating an
-/// order bumps its generation, which starts a new saga history for it.
+/// order bumps its generation, which starts a new saga history for it. Returns the orders as
+/// FIND_ORDER reads them (for their plan copies).
 pub const BATCH_INIT: &str = "INSERT INTO orders.orders (order_id, user_id, paid, items, total_cost, generation) \
      SELECT g::text, floor(random() * $3::bigint)::bigint::text, false, \
             jsonb_build_array(jsonb_build_array(floor(random() * $2::bigint)::bigint::text, 1), \
@@ -33,6 +38,7 @@ pub const BATCH_INIT: &str = "INSERT INTO orders.orders (order_id, user_id, paid
             2 * $4::bigint, 0 \
      FROM generate_series(0::bigint, $1::bigint - 1) AS g \
      ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, paid = false, items = EXCLUDED.items, \
-         total_cost = EXCLUDED.total_cost, paid_by_saga = NULL, generation = orders.orders.generation + 1";
+         total_cost = EXCLUDED.total_cost, paid_by_saga = NULL, generation = orders.orders.generation + 1 \
+     RETURNING order_id, user_id, paid, items::text AS items, total_cost, generation";
 
 pub const NUMERIC_OUT_OF_RANGE: &str = "22003";

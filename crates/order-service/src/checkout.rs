@@ -11,9 +11,10 @@
 
 use crate::orders::load;
 use crate::participants::Services;
+use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
 use market_core::{ApiError, parse_id};
-use order_domain::saga::{Clock, DriveResult, Plan, Record, RetryPolicy, State, drive, retry_delay_ms};
+use order_domain::saga::{Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, retry_delay_ms};
 use spin_kit::{Reply, Request, respond, route};
 
 /// Longest a checkout request waits for its saga's outcome.
@@ -26,65 +27,80 @@ fn inline_policy() -> RetryPolicy {
 
 pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
-    let stored = load(order_id).await?;
-    if stored.order.paid {
-        return Ok(paid_reply(order_id, None));
-    }
     let clock = WallClock;
     let started = clock.now_ms();
-    let mut plan = Plan {
-        saga_id: String::new(),
-        order_id: order_id.to_string(),
-        generation: stored.generation,
-        attempt: 0,
-        user_id: stored.order.user_id.clone(),
-        items: stored.order.items.clone(),
-        total: stored.order.total_cost,
-    };
     let owner = owner_token("checkout");
-    let mut record = Record::new(plan.clone(), started);
-    let attempt = match saga_store::begin(&plan, &record, &owner, started).await? {
-        Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
-        Begun::Join { attempt, .. } => return wait_for(order_id, stored.generation, attempt, started).await,
-        Begun::Drive { attempt } => attempt,
-    };
-    plan.attempt = attempt;
-    plan.saga_id = Plan::saga_id(order_id, stored.generation, attempt);
-    record.plan = plan.clone();
-    if spin_kit::vars::get("checkout_mode").await.is_ok_and(|m| m == "worker") {
-        saga_store::finish(&record, &owner, false, started, started).await?;
-        saga_store::ring_doorbell().await;
-        return wait_for(order_id, stored.generation, attempt, started).await;
-    }
-
-    let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-    let report = drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await;
-    let now = clock.now_ms();
-    record.apply(&report, now);
-    match report.result {
-        DriveResult::Final { .. } => {
-            if saga_store::finish(&record, &owner, true, 0, now).await? {
-                return Ok(outcome_reply(&record));
+    // Whether this request already read the order from Postgres and refreshed its plan copy.
+    let mut refreshed = false;
+    loop {
+        let plan = match saga_store::begin(order_id, &owner, clock.now_ms()).await? {
+            Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
+            Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
+            Begun::Drive { plan } => plan,
+            Begun::NoCopy if refreshed => {
+                return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
             }
-        }
-        DriveResult::Retry { .. } => {
-            let due = now + retry_delay_ms(record.drives);
-            saga_store::finish(&record, &owner, false, due, now).await?;
+            Begun::NoCopy => {
+                // Unknown order (404), or its copy was never written: read Postgres.
+                let stored = plan_copy::refresh(order_id).await?;
+                if stored.order.paid {
+                    return Ok(paid_reply(order_id, None));
+                }
+                refreshed = true;
+                continue;
+            }
+        };
+        let now = clock.now_ms();
+        let mut record = Record::new(plan.clone(), now);
+        if spin_kit::vars::get("checkout_mode").await.is_ok_and(|m| m == "worker") {
+            saga_store::finish(&record, &owner, false, now, now).await?;
             saga_store::ring_doorbell().await;
+            return wait_for(order_id, &plan.saga_id, started).await;
         }
-        DriveResult::Fenced => {}
+
+        let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
+        let report = drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await;
+        let now = clock.now_ms();
+        record.apply(&report, now);
+        match report.result {
+            DriveResult::Final { .. } => {
+                if saga_store::finish(&record, &owner, true, 0, now).await? {
+                    if started_from_an_old_copy(&record) && !refreshed {
+                        // The order has changed since its copy was written (or the copy was
+                        // behind): refresh it and check out what the order is now.
+                        let stored = plan_copy::refresh(order_id).await?;
+                        if stored.order.paid {
+                            return Ok(paid_reply(order_id, None));
+                        }
+                        refreshed = true;
+                        continue;
+                    }
+                    return Ok(outcome_reply(&record));
+                }
+            }
+            DriveResult::Retry { .. } => {
+                let due = now + retry_delay_ms(record.drives);
+                saga_store::finish(&record, &owner, false, due, now).await?;
+                saga_store::ring_doorbell().await;
+            }
+            DriveResult::Fenced => {}
+        }
+        // Someone else (the worker) owns the saga now: wait for its outcome.
+        return wait_for(order_id, &plan.saga_id, started).await;
     }
-    // Someone else (the worker) owns the saga now: wait for its outcome.
-    wait_for(order_id, stored.generation, attempt, started).await
+}
+
+/// Whether the saga failed because "mark paid" found the order changed since the plan was read.
+fn started_from_an_old_copy(record: &Record) -> bool {
+    record.state == State::Failed && record.reason.as_deref() == Some(ORDER_CHANGED)
 }
 
 /// Polls the saga's record until it is final or the wait limit is reached.
-async fn wait_for(order_id: &str, generation: i64, attempt: i64, started: u64) -> Result<Reply, ApiError> {
+async fn wait_for(order_id: &str, saga_id: &str, started: u64) -> Result<Reply, ApiError> {
     let clock = WallClock;
-    let saga_id = Plan::saga_id(order_id, generation, attempt);
     let mut pause = 5;
     loop {
-        if let Some(record) = saga_store::load(&saga_id).await? {
+        if let Some(record) = saga_store::load(saga_id).await? {
             if record.state != State::Running {
                 return Ok(outcome_reply(&record));
             }

@@ -1,13 +1,14 @@
 //! The order service's endpoints (one component each) — `create`, `find`, `add_item`,
 //! `batch_init`, `checkout`, `checkout_status` — and the saga worker's `drain`.
 //!
-//! Orders live in Postgres (schema `orders`); the checkout saga's table lives in Redis
-//! (database 1, prefix `orders:`); stock and payment are reached only through their services'
+//! Orders live in Postgres (schema `orders`); the checkout saga's table and the orders' plan
+//! copies live in Redis (database 1, prefix `orders:`); stock and payment are reached only through their services'
 //! endpoints, by service chaining.
 
 mod checkout;
 mod orders;
 mod participants;
+mod plan_copy;
 mod saga_store;
 pub mod worker;
 

@@ -4,7 +4,8 @@ use market_core::{ApiError, parse_id};
 use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::stores::{create_returning, execute, pg_failure, query, run, sqlstate};
+use crate::plan_copy;
+use spin_kit::stores::{pg_failure, query, query_text, run, sqlstate};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -24,7 +25,13 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
         404 => return Err(ApiError::NotFound(format!("user {user_id} not found"))),
         s => return Err(ApiError::Unavailable(format!("payment service answered {s}: {}", answer.message()))),
     }
-    create_returning(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())], "order_id").await
+    let order_id = query_text(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())], "order_id").await?;
+    let created = StoredOrder {
+        order: Order { order_id: order_id.clone(), paid: false, items: Vec::new(), user_id: user_id.into(), total_cost: 0 },
+        generation: 0,
+    };
+    plan_copy::put_after_commit(std::slice::from_ref(&created)).await;
+    Ok(respond::ok(&serde_json::json!({ "order_id": order_id })))
 }
 
 /// `GET /orders/find/:order_id`.
@@ -64,7 +71,12 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         }
         Err(e) => Err(pg_failure(e)),
         Ok(rows) if rows.is_empty() => Err(refusal(add.order_id).await?),
-        Ok(_) => Ok(respond::ok(&serde_json::json!({ "order_id": add.order_id, "item_id": add.item_id, "quantity": add.quantity }))),
+        Ok(rows) => {
+            if let Some(Ok(changed)) = rows.first().map(decode) {
+                plan_copy::put_after_commit(&[changed]).await;
+            }
+            Ok(respond::ok(&serde_json::json!({ "order_id": add.order_id, "item_id": add.item_id, "quantity": add.quantity })))
+        }
     }
 }
 
@@ -88,7 +100,9 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Int64(batch.n_users),
         ParameterValue::Int64(batch.item_price),
     ];
-    execute(sql::BATCH_INIT, params).await?;
+    let rows = query(sql::BATCH_INIT, params).await?;
+    let orders = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    plan_copy::put_after_commit(&orders).await;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for orders successful", "n": batch.n })))
 }
 

@@ -1,7 +1,7 @@
 //! The saga's participants as the order service reaches them: stock and payment through their
 //! saga-step endpoints (service chaining), and its own orders table for "mark paid".
 
-use order_domain::saga::{Outcome, Participants, Plan, Step};
+use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
 use order_domain::sql;
 use spin_kit::chain::{self, Answer};
 use spin_kit::stores::run;
@@ -49,9 +49,10 @@ async fn mark_paid(plan: &Plan) -> Outcome {
         ParameterValue::Str(plan.order_id.clone()),
         ParameterValue::Int64(plan.generation),
         ParameterValue::Str(plan.saga_id.clone()),
+        ParameterValue::Int64(plan.items.len() as i64),
     ];
     match run(sql::MARK_PAID, params).await {
-        Ok(Ok(rows)) if rows.is_empty() => Outcome::Refused("the order changed during checkout".into()),
+        Ok(Ok(rows)) if rows.is_empty() => Outcome::Refused(ORDER_CHANGED.into()),
         Ok(Ok(_)) => Outcome::Done,
         Ok(Err(e)) => Outcome::Transient(format!("Postgres: {e}")),
         Err(e) => Outcome::Transient(e.message()),

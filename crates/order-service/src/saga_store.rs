@@ -33,10 +33,12 @@ pub fn owner_token(prefix: &str) -> String {
 
 /// What `begin` found.
 pub enum Begun {
-    /// This request started the saga (attempt) and owns its lease.
-    Drive { attempt: i64 },
-    /// A saga of this order is running or has paid it: wait for it.
-    Join { attempt: i64, record: Option<Record> },
+    /// This request started the saga (attempt) from the order's plan copy and owns its lease.
+    Drive { plan: Plan },
+    /// A saga of this order generation is running or has paid it: wait for it.
+    Join { saga_id: String, record: Option<Record> },
+    /// The order has no plan copy (unknown order, or a copy not written): read Postgres.
+    NoCopy,
 }
 
 fn int_reply(reply: &[RedisResult]) -> i64 {
@@ -46,26 +48,30 @@ fn int_reply(reply: &[RedisResult]) -> i64 {
     }
 }
 
-/// Starts (or finds) the order's saga in one atomic step.
-pub async fn begin(plan: &Plan, record: &Record, owner: &str, now_ms: u64) -> Result<Begun, ApiError> {
-    let generation = plan.generation.to_string();
-    let json = record.encode();
+/// Starts (or finds) the order's saga in one atomic step, from the order's plan copy.
+pub async fn begin(order_id: &str, owner: &str, now_ms: u64) -> Result<Begun, ApiError> {
+    let tail = Record::running_tail_json(now_ms);
     let now = now_ms.to_string();
     let lease = LEASE_MS.to_string();
     // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
     let reply = redis_once(|conn| async move {
-        conn.execute("EVAL", args([BEGIN, "0", &plan.order_id, &generation, &json, &now, &lease, owner])).await
+        conn.execute("EVAL", args([BEGIN, "0", order_id, &tail, &now, &lease, owner])).await
     })
     .await?;
     let parts = reply_texts(&reply);
-    let attempt = parts.get(1).and_then(|a| a.parse().ok()).ok_or_else(|| ApiError::Internal(format!("unexpected begin reply {parts:?}")))?;
-    match parts.first().map(String::as_str) {
-        Some("drive") => Ok(Begun::Drive { attempt }),
-        Some("join") => {
-            let saga_id = Plan::saga_id(&plan.order_id, plan.generation, attempt);
-            Ok(Begun::Join { attempt, record: parts.get(2).and_then(|r| Record::decode_for(&saga_id, r)) })
+    let unexpected = || ApiError::Internal(format!("unexpected begin reply {parts:?}"));
+    let attempt_of = |saga_id: &str| saga_id.rsplit('.').next().and_then(|a| a.parse::<i64>().ok());
+    match (parts.first().map(String::as_str), parts.get(1), parts.get(2)) {
+        (Some("nocopy"), _, _) => Ok(Begun::NoCopy),
+        (Some("drive"), Some(saga_id), Some(copy)) => {
+            let attempt = attempt_of(saga_id).ok_or_else(unexpected)?;
+            let plan = Plan::from_copy(copy, attempt).ok_or_else(unexpected)?;
+            Ok(Begun::Drive { plan })
         }
-        _ => Err(ApiError::Internal(format!("unexpected begin reply {parts:?}"))),
+        (Some("join"), Some(saga_id), record) => {
+            Ok(Begun::Join { saga_id: saga_id.clone(), record: record.and_then(|r| Record::decode_for(saga_id, r)) })
+        }
+        _ => Err(unexpected()),
     }
 }
 

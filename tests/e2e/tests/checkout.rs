@@ -219,3 +219,28 @@ fn mixed_outcomes_conserve_stock_and_money() {
     let outcomes: Vec<u16> = replies.iter().map(|r| r.status).collect();
     assert!(outcomes.contains(&200) && outcomes.contains(&409), "the scenario has both outcomes");
 }
+
+#[test]
+fn a_checkout_started_from_an_old_or_missing_plan_copy_pays_for_the_order_as_it_is() {
+    // Checkouts start from the order's plan copy in Redis, written after each change of the order
+    // commits. A crash between the two leaves the copy behind, or missing: simulated here by
+    // writing an older copy (before the line was added), and by deleting one.
+    let item = app().new_item(4, 10);
+    let user = app().new_user(100);
+    let order = app().new_order(&user, &[(&item, 1)]);
+    let old_copy = serde_json::json!({ "order_id": order, "generation": 0, "user_id": user, "items": [], "total": 0 });
+    e2e::stores(&["redis-cli", "-n", "1", "HSET", &format!("orders:plan:{order}"), "g", "0", "n", "0", "p", &old_copy.to_string()]);
+    let paid = app().post(&format!("/orders/checkout/{order}"));
+    assert_eq!(paid.status, 200, "{paid:?}");
+    assert_eq!(app().order(&order)["paid"], true);
+    assert_eq!((app().stock_of(&item).0, app().credit_of(&user)), (9, 96));
+    // The attempt from the old copy was refused at "mark paid" and compensated; the next paid.
+    assert_eq!(app().saga_of(&order)["attempt"], 1, "{}", app().saga_of(&order));
+
+    let other = app().new_order(&user, &[(&item, 2)]);
+    e2e::stores(&["redis-cli", "-n", "1", "DEL", &format!("orders:plan:{other}")]);
+    let paid = app().post(&format!("/orders/checkout/{other}"));
+    assert_eq!(paid.status, 200, "{paid:?}");
+    assert_eq!((app().stock_of(&item).0, app().credit_of(&user)), (7, 88));
+    assert_eq!(app().saga_of(&other)["attempt"], 0);
+}

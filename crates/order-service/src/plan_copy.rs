@@ -1,0 +1,62 @@
+//! The orders' plan copies in Redis (`orders:plan:<order>`), from which checkouts start their
+//! sagas without reading Postgres. See `order_domain::redis_scripts` for why a copy that is old
+//! or missing never makes a checkout wrong.
+
+use crate::orders::{StoredOrder, load};
+use market_core::ApiError;
+use order_domain::redis_scripts::PUT_PLANS;
+use order_domain::saga::Plan;
+use spin_kit::stores::{args, redis_idempotent};
+
+/// Orders per `PUT_PLANS` call (four arguments each).
+const CHUNK: usize = 2_000;
+
+/// The plan a checkout of this order would run (attempt not chosen yet).
+pub(crate) fn plan_of(stored: &StoredOrder) -> Plan {
+    Plan {
+        saga_id: String::new(),
+        order_id: stored.order.order_id.clone(),
+        generation: stored.generation,
+        attempt: 0,
+        user_id: stored.order.user_id.clone(),
+        items: stored.order.items.clone(),
+        total: stored.order.total_cost,
+    }
+}
+
+/// Stores the plan copies of `orders` (as they are in Postgres, just committed), keeping any
+/// newer copy. Idempotent, so retried once on a fresh connection.
+pub(crate) async fn put(orders: &[StoredOrder]) -> Result<(), ApiError> {
+    for chunk in orders.chunks(CHUNK) {
+        let mut values = Vec::with_capacity(2 + 4 * chunk.len());
+        values.extend([PUT_PLANS.to_string(), "0".to_string()]);
+        for stored in chunk {
+            values.push(stored.order.order_id.clone());
+            values.push(stored.generation.to_string());
+            values.push(stored.order.items.len().to_string());
+            values.push(plan_of(stored).copy_json());
+        }
+        let call = args(&values);
+        redis_idempotent(|conn| {
+            let call = call.clone();
+            async move { conn.execute("EVAL", call).await }
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Like [`put`], after a change that is already committed and answered for: a copy that cannot
+/// be written only costs checkouts a refresh (they find it missing or refused as old).
+pub(crate) async fn put_after_commit(orders: &[StoredOrder]) {
+    if let Err(e) = put(orders).await {
+        eprintln!("plan copies of {} order(s) not written ({e}); checkouts will refresh them", orders.len());
+    }
+}
+
+/// Reads the order from Postgres and stores its copy; 404 when the order is unknown.
+pub(crate) async fn refresh(order_id: &str) -> Result<StoredOrder, ApiError> {
+    let stored = load(order_id).await?;
+    put(std::slice::from_ref(&stored)).await?;
+    Ok(stored)
+}
