@@ -35,7 +35,9 @@
 /// A failed saga is followed by a new attempt; a saga whose record was lost is re-driven
 /// under the same id (the participants' ledgers dedupe it).
 /// It also arms a ladder of alarms (1 s … 256 s) so that sagas left behind by a host that died
-/// are picked up after its restart even if no request comes.
+/// are picked up after its restart even if no request comes. While the 1 s alarm is armed the
+/// ladder was armed less than a second ago, so it is only re-armed once that one has expired (an
+/// alarm that expired meanwhile is re-armed at most a second late).
 pub const BEGIN: &str = r#"
 local copy = redis.call('HMGET', 'orders:plan:' .. ARGV[1], 'g', 'p')
 if not copy[1] then return {'nocopy'} end
@@ -55,7 +57,9 @@ redis.call('SET', ptr, attempt)
 redis.call('SET', 'orders:saga:' .. id, string.sub(copy[2], 1, -2) .. ',' .. string.sub(ARGV[2], 2))
 redis.call('SET', 'orders:lease:' .. id, ARGV[5], 'PX', ARGV[4])
 redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[3]) + tonumber(ARGV[4]), id)
-for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 'NX') end
+if redis.call('EXISTS', 'orders:alarm:0') == 0 then
+  for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 'NX') end
+end
 return {'drive', id, copy[2]}
 "#;
 
