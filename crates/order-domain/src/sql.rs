@@ -27,6 +27,9 @@ pub const MARK_PAID: &str = "UPDATE orders.orders SET paid = true, paid_by_saga 
      WHERE order_id = $1 AND generation = $2 AND jsonb_array_length(items) = $4::bigint \
        AND (NOT paid OR paid_by_saga = $3) RETURNING paid";
 
+/// Run after BATCH_INIT (see `spin_kit::stores::vacuum_after_bulk_write`).
+pub const VACUUM_ORDERS: &str = "VACUUM (ANALYZE) orders.orders";
+
 /// `$1` n, `$2` n_items, `$3` n_users, `$4` item price: orders "0".."n-1", each with two random
 /// items of quantity 1 and a random user (as the WDM template), in one statement. Re-creating an
 /// order bumps its generation, which starts a new saga history for it. Returns the orders as

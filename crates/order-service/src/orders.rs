@@ -5,7 +5,7 @@ use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, o
 use order_domain::sql;
 use spin_kit::chain;
 use crate::plan_copy;
-use spin_kit::stores::{pg_failure, query, query_text, run, sqlstate};
+use spin_kit::stores::{pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -102,6 +102,7 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
     ];
     let rows = query(sql::BATCH_INIT, params).await?;
     let orders = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    vacuum_after_bulk_write(sql::VACUUM_ORDERS).await;
     plan_copy::put_after_commit(&orders).await;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for orders successful", "n": batch.n })))
 }

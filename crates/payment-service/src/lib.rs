@@ -8,7 +8,7 @@ use market_core::{ApiError, parse_id};
 use payment_domain::{
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
-use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -54,6 +54,7 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
     let batch = BatchInit::parse(route::param(&req, "n")?, route::param(&req, "starting_money")?)?;
     let params = vec![ParameterValue::Int64(batch.n), ParameterValue::Int64(batch.starting_money)];
     execute(sql::BATCH_INIT, params).await?;
+    vacuum_after_bulk_write(sql::VACUUM_USERS).await;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for users successful", "n": batch.n })))
 }
 

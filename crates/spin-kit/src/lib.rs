@@ -35,6 +35,7 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     route::declare(route);
+    let _in_flight = stores::request_started();
     if req.method() != method {
         return respond::error(&ApiError::MethodNotAllowed { allowed: method_name(&method) });
     }

@@ -4,7 +4,7 @@
 //! in one statement.
 
 use market_core::ApiError;
-use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
@@ -58,6 +58,7 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Int64(batch.item_price),
     ];
     execute(sql::BATCH_INIT, params).await?;
+    vacuum_after_bulk_write(sql::VACUUM_ITEMS).await;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
 }
 
