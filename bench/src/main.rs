@@ -2,14 +2,16 @@
 //!
 //! ```text
 //! cargo run --release -p bench -- [--url http://127.0.0.1:3000] [--concurrency 32,128]
-//!                                 [--seconds 30] [--n 100000] [--skip-init] [checkout|find|all]
+//!                                 [--seconds 30] [--n 100000] [--skip-init] [--timeline]
+//!                                 [checkout|find|all]
 //! ```
 //! Initialises `n` items (stock 1 000 000, price 1), users (credit 1 000 000) and orders (two
 //! random items each, as the WDM template), then, for each concurrency, runs random checkouts
 //! (or random finds) for the given time and prints throughput, success share and latencies.
 //! Each run is preceded by a 3 s warm-up at the same concurrency (not counted), and each
 //! checkout run starts from unpaid orders (the orders are initialised again after the warm-up),
-//! so that repeated checkouts of already paid orders (cheap) stay rare.
+//! so that repeated checkouts of already paid orders (cheap) stay rare. `--timeline` also prints
+//! the requests completed in each second of a run, and the slowest one's latency (to see stalls).
 //!
 //! The load comes from one thread: each simulated client is a task with its own keep-alive
 //! HTTP/1.1 connection, like `wrk`. The generator shares the machine's cores with the app, so it
@@ -29,6 +31,7 @@ struct Options {
     seconds: u64,
     n: u64,
     init: bool,
+    timeline: bool,
     workload: String,
 }
 
@@ -39,6 +42,7 @@ fn options() -> Options {
         seconds: 30,
         n: 100_000,
         init: true,
+        timeline: false,
         workload: "all".into(),
     };
     let mut args = std::env::args().skip(1);
@@ -52,6 +56,7 @@ fn options() -> Options {
             "--seconds" => o.seconds = value().parse().unwrap_or_else(|_| usage("bad --seconds")),
             "--n" => o.n = value().parse().unwrap_or_else(|_| usage("bad --n")),
             "--skip-init" => o.init = false,
+            "--timeline" => o.timeline = true,
             "checkout" | "find" | "all" => o.workload = arg,
             other => usage(&format!("unknown argument {other}")),
         }
@@ -60,7 +65,7 @@ fn options() -> Options {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("wdm-bench: {problem}\nusage: wdm-bench [--url URL] [--concurrency 32,128] [--seconds 30] [--n 100000] [--skip-init] [checkout|find|all]");
+    eprintln!("wdm-bench: {problem}\nusage: wdm-bench [--url URL] [--concurrency 32,128] [--seconds 30] [--n 100000] [--skip-init] [--timeline] [checkout|find|all]");
     std::process::exit(2)
 }
 
@@ -147,6 +152,8 @@ impl Rng {
 }
 
 struct Sample {
+    /// When it completed, in ms since the run started.
+    done_ms: u64,
     micros: u64,
     ok: bool,
     failed: bool,
@@ -173,9 +180,10 @@ fn run(o: &Options, workload: &str, concurrency: usize, seconds: u64) -> (Vec<Sa
                         let t0 = Instant::now();
                         let result = client.send(method.clone(), &path).await;
                         let micros = t0.elapsed().as_micros() as u64;
+                        let done_ms = started.elapsed().as_millis() as u64;
                         out.push(match result {
-                            Ok(status) => Sample { micros, ok: (200..300).contains(&status), failed: status >= 500 },
-                            Err(_) => Sample { micros, ok: false, failed: true },
+                            Ok(status) => Sample { done_ms, micros, ok: (200..300).contains(&status), failed: status >= 500 },
+                            Err(_) => Sample { done_ms, micros, ok: false, failed: true },
                         });
                         if result.is_err() {
                             tokio::time::sleep(Duration::from_millis(10)).await; // do not spin on a dead server
@@ -215,6 +223,17 @@ fn measure(o: &Options, workload: &str, concurrency: usize) {
         micros.last().copied().unwrap_or(0) as f64 / 1000.0,
         samples.len(),
     );
+    if o.timeline {
+        let mut seconds = vec![(0usize, 0u64); elapsed.ceil() as usize + 1];
+        for s in &samples {
+            let slot = &mut seconds[(s.done_ms / 1000) as usize];
+            slot.0 += 1;
+            slot.1 = slot.1.max(s.micros);
+        }
+        for (second, (count, slowest)) in seconds.iter().enumerate().filter(|(_, (c, _))| *c > 0) {
+            println!("    second {second:>3}: {count:>6} requests, slowest {:>7.1} ms", *slowest as f64 / 1000.0);
+        }
+    }
 }
 
 fn main() {
