@@ -47,13 +47,18 @@ impl Plan {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The plan of attempt `attempt`, from its copy's JSON.
-    pub fn from_copy(json: &str, attempt: i64) -> Option<Plan> {
+    /// The plan of the saga `saga_id`, from its order's plan copy (JSON).
+    pub fn from_copy(saga_id: &str, json: &str) -> Option<Plan> {
         let mut plan: Plan = serde_json::from_str(json).ok()?;
-        plan.attempt = attempt;
-        plan.saga_id = Plan::saga_id(&plan.order_id, plan.generation, attempt);
+        plan.attempt = attempt_of(saga_id)?;
+        plan.saga_id = saga_id.to_string();
         Some(plan)
     }
+}
+
+/// The attempt number at the end of a saga id (see [`Plan::saga_id`]).
+fn attempt_of(saga_id: &str) -> Option<i64> {
+    saga_id.rsplit('.').next()?.parse().ok()
 }
 
 /// Whether the saga is running or finished, and how.
@@ -146,7 +151,7 @@ impl Record {
     /// Decodes the record stored under `saga_id`'s key.
     pub fn decode_for(saga_id: &str, raw: &str) -> Option<Record> {
         let mut record: Record = serde_json::from_str(raw).ok()?;
-        record.plan.attempt = saga_id.rsplit('.').next()?.parse().ok()?;
+        record.plan.attempt = attempt_of(saga_id)?;
         record.plan.saga_id = saga_id.to_string();
         Some(record)
     }

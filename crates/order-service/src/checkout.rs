@@ -41,10 +41,9 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
                 return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
             }
             Begun::NoCopy => {
-                // Unknown order (404), or its copy was never written: read Postgres.
-                let stored = plan_copy::refresh(order_id).await?;
-                if stored.order.paid {
-                    return Ok(paid_reply(order_id, None));
+                // Unknown order (404), or its copy was never written.
+                if let Some(paid) = refresh_copy(order_id).await? {
+                    return Ok(paid);
                 }
                 refreshed = true;
                 continue;
@@ -67,10 +66,9 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
                 if saga_store::finish(&record, &owner, true, 0, now).await? {
                     if started_from_an_old_copy(&record) && !refreshed {
                         // The order has changed since its copy was written (or the copy was
-                        // behind): refresh it and check out what the order is now.
-                        let stored = plan_copy::refresh(order_id).await?;
-                        if stored.order.paid {
-                            return Ok(paid_reply(order_id, None));
+                        // behind): check out what the order is now.
+                        if let Some(paid) = refresh_copy(order_id).await? {
+                            return Ok(paid);
                         }
                         refreshed = true;
                         continue;
@@ -88,6 +86,13 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         // Someone else (the worker) owns the saga now: wait for its outcome.
         return wait_for(order_id, &plan.saga_id, started).await;
     }
+}
+
+/// Reads the order from Postgres and refreshes its plan copy: the reply if it is already paid,
+/// `None` if a checkout should begin again; 404 for an unknown order.
+async fn refresh_copy(order_id: &str) -> Result<Option<Reply>, ApiError> {
+    let stored = plan_copy::refresh(order_id).await?;
+    Ok(stored.order.paid.then(|| paid_reply(order_id, None)))
 }
 
 /// Whether the saga failed because "mark paid" found the order changed since the plan was read.

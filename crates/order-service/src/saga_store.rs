@@ -60,13 +60,10 @@ pub async fn begin(order_id: &str, owner: &str, now_ms: u64) -> Result<Begun, Ap
     .await?;
     let parts = reply_texts(&reply);
     let unexpected = || ApiError::Internal(format!("unexpected begin reply {parts:?}"));
-    let attempt_of = |saga_id: &str| saga_id.rsplit('.').next().and_then(|a| a.parse::<i64>().ok());
     match (parts.first().map(String::as_str), parts.get(1), parts.get(2)) {
         (Some("nocopy"), _, _) => Ok(Begun::NoCopy),
         (Some("drive"), Some(saga_id), Some(copy)) => {
-            let attempt = attempt_of(saga_id).ok_or_else(unexpected)?;
-            let plan = Plan::from_copy(copy, attempt).ok_or_else(unexpected)?;
-            Ok(Begun::Drive { plan })
+            Ok(Begun::Drive { plan: Plan::from_copy(saga_id, copy).ok_or_else(unexpected)? })
         }
         (Some("join"), Some(saga_id), record) => {
             Ok(Begun::Join { saga_id: saga_id.clone(), record: record.and_then(|r| Record::decode_for(saga_id, r)) })

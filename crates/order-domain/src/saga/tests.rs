@@ -427,7 +427,7 @@ fn begin_composes_from_the_plan_copy_exactly_the_record_a_new_saga_has() {
     let composed = format!("{},{}", &copy[..copy.len() - 1], &tail[1..]);
     let saga_id = Plan::saga_id("o-1", 3, 2);
     let decoded = Record::decode_for(&saga_id, &composed).expect("a record");
-    let expected_plan = Plan::from_copy(&copy, 2).expect("a plan");
+    let expected_plan = Plan::from_copy(&saga_id, &copy).expect("a plan");
     assert_eq!(expected_plan.saga_id, saga_id);
     assert_eq!(decoded, Record::new(expected_plan, 42));
     assert!(composed.contains("\"state\":\"running\""), "{composed}");
