@@ -226,7 +226,7 @@ pub fn pg_failure(e: pg::Error) -> ApiError {
 /// has committed, such as a `batch_init` rewriting 100 000 rows: otherwise autovacuum cleans up
 /// the dead row versions while the next load runs, and competes with it (measured under 32
 /// concurrent checkouts right after a `batch_init` of 100 000 orders: 4–19 % of the CPU idle or
-/// waiting on I/O with autovacuum at work, about 1 % after a vacuum). A failure is logged, not
+/// waiting on I/O with autovacuum at work, 0.5–2.5 % after a vacuum). A failure is logged, not
 /// returned: the write itself is done.
 pub async fn vacuum_after_bulk_write(vacuum: &str) {
     if let Err(e) = execute(vacuum, Vec::<pg::ParameterValue>::new()).await {
