@@ -10,7 +10,8 @@
 //! (or random finds) for the given time and prints throughput, success share and latencies.
 //! Each run is preceded by a 3 s warm-up at the same concurrency (not counted), and each
 //! checkout run starts from unpaid orders (the orders are initialised again after the warm-up),
-//! so that repeated checkouts of already paid orders (cheap) stay rare. `--timeline` also prints
+//! so that repeated checkouts of already paid orders (cheap) stay rare; every run (warm-up
+//! included) draws its own random sequence of orders, so a run never replays its warm-up's orders. `--timeline` also prints
 //! the requests completed in each second of a run, and the slowest one's latency (to see stalls).
 //!
 //! The load comes from one thread: each simulated client is a task with its own keep-alive
@@ -168,12 +169,15 @@ fn run(o: &Options, workload: &str, concurrency: usize, seconds: u64) -> (Vec<Sa
     block_on(async {
         let stop = Rc::new(Cell::new(false));
         let started = Instant::now();
+        // A different sequence of orders in every run: a run must not repeat the orders its
+        // warm-up (or an earlier run) already checked out, which are answered without any work.
+        let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let clients: Vec<_> = (0..concurrency)
             .map(|t| {
                 let (stop, method, url, n) = (stop.clone(), method.clone(), o.url.clone(), o.n);
                 tokio::task::spawn_local(async move {
                     let mut client = Client::new(&url);
-                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((t as u64 + 1) * 0x2545_f491_4f6c_dd1d));
+                    let mut rng = Rng((0x9e37_79b9_7f4a_7c15 ^ salt ^ ((t as u64 + 1) * 0x2545_f491_4f6c_dd1d)) | 1);
                     let mut out = Vec::new();
                     while !stop.get() {
                         let path = format!("{route}{}", rng.below(n));
