@@ -11,8 +11,9 @@
 //! Each run is preceded by a 3 s warm-up at the same concurrency (not counted), and each
 //! checkout run starts from unpaid orders (the orders are initialised again after the warm-up),
 //! so that repeated checkouts of already paid orders (cheap) stay rare; every run (warm-up
-//! included) draws its own random sequence of orders, so a run never replays its warm-up's orders. `--timeline` also prints
-//! the requests completed in each second of a run, and the slowest one's latency (to see stalls).
+//! included) draws its own random sequence of orders, so a run never replays its warm-up's
+//! orders. `--timeline` also prints the requests completed in each second of a run, and the
+//! slowest one's latency (to see stalls).
 //!
 //! The load comes from one thread: each simulated client is a task with its own keep-alive
 //! HTTP/1.1 connection, like `wrk`. The generator shares the machine's cores with the app, so it
