@@ -171,11 +171,6 @@ pub fn checkout_key(order_id: &str, generation: i64) -> String {
     format!("orders:checkout:{order_id}:{generation}")
 }
 
-/// The key of an order's plan copy.
-pub fn plan_key(order_id: &str) -> String {
-    format!("orders:plan:{order_id}")
-}
-
 /// The key of a saga's record.
 pub fn saga_key(saga_id: &str) -> String {
     format!("orders:saga:{saga_id}")
