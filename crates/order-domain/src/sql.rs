@@ -27,6 +27,12 @@ pub const MARK_PAID: &str = "UPDATE orders.orders SET paid = true, paid_by_saga 
      WHERE order_id = $1 AND generation = $2 AND jsonb_array_length(items) = $4::bigint \
        AND (NOT paid OR paid_by_saga = $3) RETURNING paid";
 
+/// MARK_PAID for several sagas at once (a batch of checkouts, see the order service's
+/// `forward_batch`): `$1` order ids, `$2` generations, `$3` saga ids, `$4` line counts → the saga
+/// id of every order that is (now or already) paid by its saga, as MARK_PAID would answer it for
+/// each. The sagas of one batch are of distinct orders (one running saga per order).
+pub const MARK_PAID_MANY: &str = "UPDATE orders.orders AS o SET paid = true, paid_by_saga = b.saga      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS b(order_id, generation, saga, lines)      WHERE o.order_id = b.order_id AND o.generation = b.generation AND jsonb_array_length(o.items) = b.lines        AND (NOT o.paid OR o.paid_by_saga = b.saga) RETURNING b.saga AS saga";
+
 /// Run after BATCH_INIT (see `spin_kit::stores::vacuum_after_bulk_write`).
 pub const VACUUM_ORDERS: &str = "VACUUM (ANALYZE) orders.orders";
 

@@ -1,15 +1,17 @@
 //! `POST /orders/checkout/:order_id` and `GET /orders/checkout/:order_id/status`.
 //!
 //! The request drives its own saga inline (the fast path: no queue hop, no waiting for a
-//! worker), holding the saga's lease. (With the component variable `checkout_mode = "worker"`
-//! it instead hands every new saga to the worker at once and waits: the slow path, kept to
-//! measure the difference.) If a participant keeps failing, it hands the saga to the
+//! worker), holding the saga's lease, with its reserve and charge sent in one batch with the
+//! other checkouts its instance is driving ([`crate::forward_batch`]). The component variable
+//! `checkout_mode` selects the others, kept to measure the difference: `"inline"` sends each
+//! saga's steps on their own, `"worker"` hands every new saga to the worker at once and waits. If a participant keeps failing, it hands the saga to the
 //! worker (due again after a back-off) and waits for the outcome. A checkout of an order whose
 //! saga is already running waits for that saga. The response is only given once the outcome
 //! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
 //! see the status endpoint) — never a guess.
 
 use crate::orders::load;
+use crate::forward_batch::{self, Prefetched};
 use crate::participants::Services;
 use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
@@ -58,7 +60,12 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         }
 
         let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-        let report = drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await;
+        let report = if spin_kit::vars::get("checkout_mode").await.is_ok_and(|m| m == "inline") {
+            drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await
+        } else {
+            let batched = Prefetched::new(forward_batch::forward(&plan).await);
+            drive(&plan, &batched, &clock, &lease, &inline_policy(), "checkout").await
+        };
         let now = clock.now_ms();
         record.apply(&report, now);
         match report.result {

@@ -6,6 +6,7 @@
 //! endpoints, by service chaining.
 
 mod checkout;
+mod forward_batch;
 mod orders;
 mod participants;
 mod plan_copy;

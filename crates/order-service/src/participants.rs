@@ -37,10 +37,16 @@ async fn post(url: &str, body: String) -> Outcome {
 }
 
 fn classify(answer: &Answer) -> Outcome {
-    match answer.status {
+    classify_status(answer.status, answer.message())
+}
+
+/// A participant's answer (status and message) as a step's outcome: 2xx done; 404 or 409
+/// refused, for good; anything else transient.
+pub fn classify_status(status: u16, message: String) -> Outcome {
+    match status {
         200..=299 => Outcome::Done,
-        404 | 409 => Outcome::Refused(answer.message()),
-        s => Outcome::Transient(format!("HTTP {s}: {}", answer.message())),
+        404 | 409 => Outcome::Refused(message),
+        s => Outcome::Transient(format!("HTTP {s}: {message}")),
     }
 }
 

@@ -14,5 +14,5 @@ pub mod sql;
 pub mod user;
 
 pub use error::PaymentError;
-pub use saga::{ChargeOutcome, ChargeStep, RefundOutcome, RefundStep};
+pub use saga::{ChargeManyRequest, ChargeOutcome, ChargeStep, RefundOutcome, RefundStep};
 pub use user::{BatchInit, CreditChange, User};

@@ -27,6 +27,47 @@ impl<'a> ChargeStep<'a> {
     }
 }
 
+/// Most charges one batched charge may hold.
+pub const MAX_BATCH_CHARGES: usize = 256;
+
+/// One saga's charge in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SagaCharge {
+    pub saga_id: String,
+    pub user_id: String,
+    pub amount: i64,
+}
+
+/// `POST /payment/charge_many` body: `{"charges": [{"saga_id", "user_id", "amount"}, ...]}`:
+/// the charges of several sagas, applied in one statement, each on its own, as [`ChargeStep`]
+/// would be.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChargeManyRequest {
+    pub charges: Vec<SagaCharge>,
+}
+
+impl ChargeManyRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let req: ChargeManyRequest = serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "body must be {{\"charges\": [{{\"saga_id\": id, \"user_id\": id, \"amount\": n}}, ...]}}: {e}"
+            ))
+        })?;
+        if req.charges.len() > MAX_BATCH_CHARGES {
+            return Err(ApiError::BadRequest(format!("at most {MAX_BATCH_CHARGES} charges per batch")));
+        }
+        for c in &req.charges {
+            ChargeStep::parse(&c.saga_id, &c.user_id, &c.amount.to_string())?;
+        }
+        Ok(req)
+    }
+
+    /// The i-th charge as the single step it stands for.
+    pub fn step(&self, i: usize) -> Option<ChargeStep<'_>> {
+        self.charges.get(i).map(|c| ChargeStep { saga_id: &c.saga_id, user_id: &c.user_id, amount: c.amount })
+    }
+}
+
 /// `POST /payment/refund/{saga_id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundStep<'a> {
@@ -136,6 +177,17 @@ mod tests {
             assert_eq!(ChargeStep::parse(saga, user, amount).unwrap_err().status(), 400, "{saga:?} {user:?} {amount:?}");
         }
         assert_eq!(RefundStep::parse("o-1.0.1"), Ok(RefundStep { saga_id: "o-1.0.1" }));
+        let batch = ChargeManyRequest::parse(br#"{"charges": [{"saga_id": "o-1.0.1", "user_id": "u-7", "amount": 25}]}"#).unwrap();
+        assert_eq!(batch.step(0), Some(ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 }));
+        assert_eq!(batch.step(1), None);
+        for bad in [
+            &br#"{"charges": [{"saga_id": "s", "user_id": "u", "amount": -1}]}"#[..],
+            br#"{"charges": [{"saga_id": "", "user_id": "u", "amount": 1}]}"#,
+            br#"{"charges": [{"saga_id": "s", "amount": 1}]}"#,
+            b"{}",
+        ] {
+            assert_eq!(ChargeManyRequest::parse(bad).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(bad));
+        }
         assert_eq!(RefundStep::parse("").unwrap_err().status(), 400);
     }
 

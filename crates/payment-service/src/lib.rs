@@ -1,14 +1,15 @@
 //! The payment service's endpoints (one component each): `create_user`, `find_user`,
-//! `add_funds`, `pay`, `batch_init`, and the checkout saga's participant steps `charge` and
-//! `refund` (private routes, reached through service chaining). Each handler parses its
+//! `add_funds`, `pay`, `batch_init`, and the checkout saga's participant steps `charge` (also
+//! batched: `charge_many`) and `refund` (private routes, reached through service chaining). Each handler parses its
 //! parameters with `payment-domain` and reads or changes Postgres (schema `payment`, the only
 //! truth; no cache) in one statement.
 
 use market_core::{ApiError, parse_id};
 use payment_domain::{
+    ChargeManyRequest,
     BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
 };
-use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -75,6 +76,29 @@ pub async fn charge(req: Request) -> Result<Reply, ApiError> {
     let outcome = ChargeOutcome::parse(&query_text(sql::CHARGE, params, "outcome").await?)?;
     outcome.into_result(&step)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": "charged" })))
+}
+
+/// `POST /payment/charge_many` with `{"charges": [{"saga_id", "user_id", "amount"}, ...]}`: the
+/// `charge` step of several sagas in one statement, each on its own. 200 `{"outcomes": [...]}`,
+/// one per saga in order, each as `charge` would have answered it (`{"status": 200}`, or 409 /
+/// 404 with the reason).
+pub async fn charge_many(req: Request) -> Result<Reply, ApiError> {
+    let batch = ChargeManyRequest::parse(&spin_kit::body::bytes(req).await?)?;
+    let params = vec![
+        ParameterValue::ArrayStr(batch.charges.iter().map(|c| Some(c.saga_id.clone())).collect()),
+        ParameterValue::ArrayStr(batch.charges.iter().map(|c| Some(c.user_id.clone())).collect()),
+        ParameterValue::ArrayInt64(batch.charges.iter().map(|c| Some(c.amount)).collect()),
+    ];
+    let outcomes = query_texts(sql::CHARGE_MANY, params, "o_outcome").await?;
+    if outcomes.len() != batch.charges.len() {
+        return Err(ApiError::Internal(format!("{} outcomes for {} charges", outcomes.len(), batch.charges.len())));
+    }
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (i, raw) in outcomes.iter().enumerate() {
+        let step = batch.step(i).ok_or_else(|| ApiError::Internal("batch out of step".into()))?;
+        results.push(ChargeOutcome::parse(raw)?.into_result(&step).map_err(ApiError::from));
+    }
+    Ok(respond::outcomes(results))
 }
 
 /// `POST /payment/refund/:saga_id` (saga compensation, idempotent per saga): gives back what the

@@ -10,7 +10,32 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// One step's answer inside a batch's [`Answer`] (see [`crate::respond::outcomes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepAnswer {
+    pub status: u16,
+    pub message: String,
+}
+
 impl Answer {
+    /// The per-step answers of a 200 batch answer; `None` if it is not one.
+    pub fn outcomes(&self) -> Option<Vec<StepAnswer>> {
+        if self.status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        v.get("outcomes")?
+            .as_array()?
+            .iter()
+            .map(|o| {
+                Some(StepAnswer {
+                    status: u16::try_from(o.get("status")?.as_u64()?).ok()?,
+                    message: o.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// The `message` of a JSON error body, or the body as text.
     pub fn message(&self) -> String {
         serde_json::from_slice::<serde_json::Value>(&self.body)

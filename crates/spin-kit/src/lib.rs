@@ -15,9 +15,11 @@
 pub mod body;
 pub mod chain;
 pub mod concurrent;
+pub mod group_commit;
 pub mod idempotency;
 pub mod respond;
 pub mod route;
+pub mod signal;
 pub mod stores;
 pub mod vars;
 

@@ -25,6 +25,20 @@ pub fn error(err: &ApiError) -> Reply {
     with_body(err.status(), err.body())
 }
 
+/// The answers of a batch of saga steps, each as its single-step endpoint would have answered:
+/// `200 {"outcomes": [{"status": 200}, {"status": 409, "error": "...", "message": "..."}, ...]}`,
+/// in the batch's order. ([`crate::chain::Answer::outcomes`] reads it back.)
+pub fn outcomes(results: impl IntoIterator<Item = Result<(), ApiError>>) -> Reply {
+    let list: Vec<serde_json::Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(()) => serde_json::json!({ "status": 200 }),
+            Err(e) => serde_json::json!({ "status": e.status(), "error": e.code(), "message": e.message() }),
+        })
+        .collect();
+    ok(&serde_json::json!({ "outcomes": list }))
+}
+
 /// `status` with a body that is already JSON text.
 pub fn raw_json(status: u16, body: String) -> Reply {
     with_body(status, body)

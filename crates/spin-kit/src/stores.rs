@@ -292,6 +292,18 @@ pub async fn execute(statement: &str, params: impl Into<Vec<pg::ParameterValue>>
     })
 }
 
+/// Runs a statement and returns the text column `column` of every row, in order.
+pub async fn query_texts(
+    statement: &str,
+    params: impl Into<Vec<pg::ParameterValue>>,
+    column: &str,
+) -> Result<Vec<String>, ApiError> {
+    let rows = query(statement, params).await?;
+    rows.iter()
+        .map(|r| r.get(column).ok_or_else(|| ApiError::Internal(format!("a row has no {column}"))))
+        .collect()
+}
+
 /// Runs a statement that returns one row with a text column `column` (e.g. an `INSERT …
 /// RETURNING id`, or a saga step's `SELECT f(…) AS outcome`) and reads that text.
 pub async fn query_text(

@@ -1,14 +1,15 @@
 //! The stock service's endpoints (one component each): `create`, `find`, `add`, `subtract`,
-//! `batch_init`, and the checkout saga's participant steps `reserve` and `release`. Each handler
+//! `batch_init`, and the checkout saga's participant steps `reserve` (also batched:
+//! `reserve_many`) and `release`. Each handler
 //! parses its route parameters with `stock-domain` and reads or changes Postgres (schema `stock`)
 //! in one statement.
 
 use market_core::ApiError;
-use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
+use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
-use stock_domain::reservation::{ReserveRequest, StepOutcome};
+use stock_domain::reservation::{ReserveManyRequest, ReserveRequest, StepOutcome};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
@@ -73,6 +74,29 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
         StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
         _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
     }
+}
+
+/// `POST /stock/reserve_many` with `{"sagas": [{"saga_id": "...", "items": [[item_id, quantity],
+/// ...]}, ...]}`: the `reserve` step of several sagas in one statement, each on its own. 200
+/// `{"outcomes": [...]}`, one per saga in order, each as `reserve` would have answered it
+/// (`{"status": 200}`, or 409 with the reason).
+pub async fn reserve_many(req: Request) -> Result<Reply, ApiError> {
+    let batch = ReserveManyRequest::parse(&spin_kit::body::bytes(req).await?)?;
+    let cols = batch.columns()?;
+    let params = vec![
+        ParameterValue::ArrayStr(cols.sagas),
+        ParameterValue::ArrayInt64(cols.line_counts),
+        ParameterValue::ArrayStr(cols.items),
+        ParameterValue::ArrayInt64(cols.quantities),
+    ];
+    let outcomes = query_texts(sql::RESERVE_MANY, params, "o_outcome").await?;
+    if outcomes.len() != batch.sagas.len() {
+        return Err(ApiError::Internal(format!("{} outcomes for {} sagas", outcomes.len(), batch.sagas.len())));
+    }
+    Ok(respond::outcomes(outcomes.iter().map(|o| match StepOutcome::parse(o) {
+        StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
+        _ => Ok(()),
+    })))
 }
 
 /// `POST /stock/release/:saga_id` (saga compensation, idempotent): gives the saga's reserved

@@ -1,0 +1,154 @@
+//! Batched forward steps. While an instance drives many checkouts at once, their `reserve` steps
+//! go to the stock service together (`/stock/reserve_many`: one chained call, one statement),
+//! then the `charge` steps of those reserved go to the payment service together
+//! (`/payment/charge_many`), then the orders of those charged are marked paid in one statement
+//! (one synchronous commit): three calls and statements per batch instead of per saga.
+//!
+//! Group commit inside one instance ([`spin_kit::group_commit`]): the first checkout that needs
+//! its forward steps leads a batch of every checkout queued at that moment (itself included);
+//! checkouts arriving while a batch is in flight queue for the next one, which the first of them
+//! leads once the current batch is done. Nothing is shared beyond the instance, and nothing here
+//! is truth: each saga still has its own record and lease in Redis and its own ledger rows
+//! (keyed by saga id), and the saga's driver ([`order_domain::saga::drive`]) takes the batch's
+//! answers as the outcomes of its first three steps ([`Prefetched`]). A step that failed transiently in the batch is retried
+//! by the driver on its own, through the single-saga endpoints; compensations are never batched.
+
+use crate::participants::{Services, classify_status};
+use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
+use order_domain::sql;
+use spin_kit::chain;
+use spin_kit::group_commit::GroupCommit;
+use spin_kit::stores::query_texts;
+use spin_sdk::pg::ParameterValue;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Most sagas in one batch (an instance serves 16 requests at once by default).
+const MAX_BATCH: usize = 64;
+
+/// What the batch answered for one saga: its reserve, its charge if the reserve was done, and
+/// its "mark paid" if the charge was done.
+pub struct Forward {
+    pub reserve: Outcome,
+    pub charge: Option<Outcome>,
+    pub mark_paid: Option<Outcome>,
+}
+
+impl Forward {
+    /// For a saga whose batch ended without answers: its driver retries the steps on its own.
+    fn abandoned() -> Self {
+        Forward { reserve: Outcome::Transient("its batch ended without answers".into()), charge: None, mark_paid: None }
+    }
+}
+
+thread_local! {
+    static BATCHES: Rc<GroupCommit<Plan, Forward>> = Rc::new(GroupCommit::new(MAX_BATCH));
+}
+
+/// The saga's reserve, charge and mark paid, sent in a batch with the other checkouts of this
+/// instance.
+pub async fn forward(plan: &Plan) -> Forward {
+    let batches = BATCHES.with(Rc::clone);
+    batches.submit(plan.clone(), run, Forward::abandoned).await
+}
+
+/// Reserves for the whole batch, charges those reserved, marks paid the orders of those charged.
+async fn run(batch: Vec<Plan>) -> Vec<Forward> {
+    let sagas: Vec<_> = batch.iter().map(|p| serde_json::json!({ "saga_id": p.saga_id, "items": p.items })).collect();
+    let reserves = send("http://stock-reserve-many.spin.internal/stock/reserve_many", serde_json::json!({ "sagas": sagas }), batch.len()).await;
+    let reserved: Vec<usize> = (0..batch.len()).filter(|&i| matches!(reserves[i], Outcome::Done)).collect();
+    let mut charges: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
+    if !reserved.is_empty() {
+        let list: Vec<_> = reserved
+            .iter()
+            .map(|&i| {
+                let p = &batch[i];
+                serde_json::json!({ "saga_id": p.saga_id, "user_id": p.user_id, "amount": p.total })
+            })
+            .collect();
+        let answers = send("http://payment-charge-many.spin.internal/payment/charge_many", serde_json::json!({ "charges": list }), reserved.len()).await;
+        for (&i, answer) in reserved.iter().zip(answers) {
+            charges[i] = Some(answer);
+        }
+    }
+    let charged: Vec<usize> = (0..batch.len()).filter(|&i| matches!(charges[i], Some(Outcome::Done))).collect();
+    let mut marks: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
+    if !charged.is_empty() {
+        let plans: Vec<&Plan> = charged.iter().map(|&i| &batch[i]).collect();
+        for (&i, outcome) in charged.iter().zip(mark_paid_many(&plans).await) {
+            marks[i] = Some(outcome);
+        }
+    }
+    reserves
+        .into_iter()
+        .zip(charges)
+        .zip(marks)
+        .map(|((reserve, charge), mark_paid)| Forward { reserve, charge, mark_paid })
+        .collect()
+}
+
+/// "Mark paid" for several sagas in one statement: each as [`crate::participants`] would.
+async fn mark_paid_many(plans: &[&Plan]) -> Vec<Outcome> {
+    let column = |f: &dyn Fn(&Plan) -> String| plans.iter().map(|p| Some(f(p))).collect::<Vec<_>>();
+    let params = vec![
+        ParameterValue::ArrayStr(column(&|p| p.order_id.clone())),
+        ParameterValue::ArrayInt64(plans.iter().map(|p| Some(p.generation)).collect()),
+        ParameterValue::ArrayStr(column(&|p| p.saga_id.clone())),
+        ParameterValue::ArrayInt64(plans.iter().map(|p| Some(p.items.len() as i64)).collect()),
+    ];
+    let paid: Vec<String> = match query_texts(sql::MARK_PAID_MANY, params, "saga").await {
+        Ok(paid) => paid,
+        Err(e) => return plans.iter().map(|_| Outcome::Transient(e.message())).collect(),
+    };
+    plans
+        .iter()
+        .map(|p| if paid.contains(&p.saga_id) { Outcome::Done } else { Outcome::Refused(ORDER_CHANGED.into()) })
+        .collect()
+}
+
+/// One batched step call: each saga's outcome, or the same transient error for all.
+async fn send(url: &str, body: serde_json::Value, n: usize) -> Vec<Outcome> {
+    let all = |e: String| (0..n).map(|_| Outcome::Transient(e.clone())).collect();
+    let answer = match chain::call(http::Method::POST, url, body.to_string()).await {
+        Ok(answer) => answer,
+        Err(e) => return all(e),
+    };
+    match answer.outcomes() {
+        Some(list) if list.len() == n => list.into_iter().map(|a| classify_status(a.status, a.message)).collect(),
+        Some(list) => all(format!("{url}: {} answers for {n} sagas", list.len())),
+        None => all(format!("HTTP {}: {}", answer.status, answer.message())),
+    }
+}
+
+/// The saga's participants, with the batch's answers standing in for its first reserve, charge
+/// and mark paid; every other call (retries, compensations) goes to [`Services`].
+pub struct Prefetched {
+    reserve: RefCell<Option<Outcome>>,
+    charge: RefCell<Option<Outcome>>,
+    mark_paid: RefCell<Option<Outcome>>,
+}
+
+impl Prefetched {
+    pub fn new(forward: Forward) -> Self {
+        Prefetched {
+            reserve: RefCell::new(Some(forward.reserve)),
+            charge: RefCell::new(forward.charge),
+            mark_paid: RefCell::new(forward.mark_paid),
+        }
+    }
+}
+
+impl Participants for Prefetched {
+    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+        let ready = match step {
+            Step::ReserveStock => self.reserve.borrow_mut().take(),
+            Step::ChargePayment => self.charge.borrow_mut().take(),
+            Step::MarkPaid => self.mark_paid.borrow_mut().take(),
+            _ => None,
+        };
+        match ready {
+            Some(outcome) => outcome,
+            None => Services.run(step, plan).await,
+        }
+    }
+}
