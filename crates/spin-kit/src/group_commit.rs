@@ -188,99 +188,92 @@ mod tests {
         f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
     }
 
-    /// A submit whose batch run records its items and waits until `open` is set.
-    fn submit<'a>(
-        group: &'a GroupCommit<String, String>,
-        item: &str,
-        batches: &'a RefCell<Vec<Vec<String>>>,
-        open: &'a Cell<bool>,
-    ) -> Fut<'a> {
-        let item = item.to_string();
-        Box::pin(group.submit(
-            item,
-            move |items: Vec<String>| async move {
-                batches.borrow_mut().push(items.clone());
-                std::future::poll_fn(|_| if open.get() { Poll::Ready(()) } else { Poll::Pending }).await;
-                items.into_iter().map(|i| format!("{i}!")).collect()
-            },
-            || "abandoned".to_string(),
-        ))
+    /// A group whose batch runs record their items and wait until `open` is set.
+    struct Harness {
+        group: GroupCommit<String, String>,
+        batches: RefCell<Vec<Vec<String>>>,
+        open: Cell<bool>,
+    }
+
+    impl Harness {
+        fn new(max_batch: usize) -> Self {
+            Harness { group: GroupCommit::new(max_batch), batches: RefCell::default(), open: Cell::new(false) }
+        }
+
+        fn submit(&self, item: &str) -> Fut<'_> {
+            let (batches, open) = (&self.batches, &self.open);
+            Box::pin(self.group.submit(
+                item.to_string(),
+                move |items: Vec<String>| async move {
+                    batches.borrow_mut().push(items.clone());
+                    std::future::poll_fn(|_| if open.get() { Poll::Ready(()) } else { Poll::Pending }).await;
+                    items.into_iter().map(|i| format!("{i}!")).collect()
+                },
+                || "abandoned".to_string(),
+            ))
+        }
+
+        /// `a` leading a batch in flight, and `rest` queued behind it.
+        fn queue_behind_a_leader<'h>(&'h self, rest: &[&str]) -> (Fut<'h>, Vec<Fut<'h>>) {
+            let mut a = self.submit("a");
+            assert!(poll(&mut a).is_pending(), "a leads a batch of one, in flight");
+            let mut queued: Vec<Fut<'h>> = rest.iter().map(|i| self.submit(i)).collect();
+            for f in &mut queued {
+                assert!(poll(f).is_pending());
+            }
+            (a, queued)
+        }
     }
 
     #[test]
     fn items_arriving_during_a_batch_share_the_next_one_led_by_the_first_of_them() {
-        let group = GroupCommit::new(8);
-        let batches = RefCell::new(Vec::new());
-        let open = Cell::new(false);
-        let mut a = submit(&group, "a", &batches, &open);
-        assert!(poll(&mut a).is_pending(), "a leads a batch of one, in flight");
-        let mut b = submit(&group, "b", &batches, &open);
-        let mut c = submit(&group, "c", &batches, &open);
-        assert!(poll(&mut b).is_pending() && poll(&mut c).is_pending());
-        assert_eq!(group.queued(), 2);
-        open.set(true);
+        let h = Harness::new(8);
+        let (mut a, mut rest) = h.queue_behind_a_leader(&["b", "c"]);
+        assert_eq!(h.group.queued(), 2);
+        h.open.set(true);
         assert_eq!(poll(&mut a), Poll::Ready("a!".into()));
-        assert!(poll(&mut c).is_pending(), "c waits for b's batch");
-        assert_eq!(poll(&mut b), Poll::Ready("b!".into()), "b leads b and c");
-        assert_eq!(poll(&mut c), Poll::Ready("c!".into()));
-        assert_eq!(*batches.borrow(), [vec!["a".to_string()], vec!["b".into(), "c".into()]]);
-        let mut d = submit(&group, "d", &batches, &open);
-        assert_eq!(poll(&mut d), Poll::Ready("d!".into()), "the lead was given back: d leads at once");
+        assert!(poll(&mut rest[1]).is_pending(), "c waits for b's batch");
+        assert_eq!(poll(&mut rest[0]), Poll::Ready("b!".into()), "b leads b and c");
+        assert_eq!(poll(&mut rest[1]), Poll::Ready("c!".into()));
+        assert_eq!(*h.batches.borrow(), [vec!["a".to_string()], vec!["b".into(), "c".into()]]);
+        assert_eq!(poll(&mut h.submit("d")), Poll::Ready("d!".into()), "the lead was given back: d leads at once");
     }
 
     #[test]
     fn batches_are_bounded() {
-        let group = GroupCommit::new(2);
-        let batches = RefCell::new(Vec::new());
-        let open = Cell::new(false);
-        let mut futs: Vec<Fut> = ["a", "b", "c", "d"].iter().map(|i| submit(&group, i, &batches, &open)).collect();
-        for f in &mut futs {
-            assert!(poll(f).is_pending());
-        }
-        open.set(true);
-        for (f, want) in futs.iter_mut().zip(["a!", "b!", "c!", "d!"]) {
+        let h = Harness::new(2);
+        let (mut a, mut rest) = h.queue_behind_a_leader(&["b", "c", "d"]);
+        h.open.set(true);
+        assert_eq!(poll(&mut a), Poll::Ready("a!".into()));
+        for (f, want) in rest.iter_mut().zip(["b!", "c!", "d!"]) {
             assert_eq!(poll(f), Poll::Ready(want.into()));
         }
-        assert_eq!(batches.borrow().iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 1]);
+        assert_eq!(h.batches.borrow().iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 1]);
     }
 
     #[test]
     fn a_leader_dropped_mid_batch_abandons_its_batch_and_passes_the_lead_on() {
-        let group = GroupCommit::new(8);
-        let batches = RefCell::new(Vec::new());
-        let open = Cell::new(false);
-        let mut a = submit(&group, "a", &batches, &open);
-        let _ = poll(&mut a);
-        let mut b = submit(&group, "b", &batches, &open);
-        let mut c = submit(&group, "c", &batches, &open);
-        let _ = (poll(&mut b), poll(&mut c));
+        let h = Harness::new(8);
+        let (a, mut rest) = h.queue_behind_a_leader(&["b", "c"]);
         drop(a);
-        assert!(poll(&mut c).is_pending());
-        let _ = poll(&mut b);
-        drop(b);
-        assert_eq!(poll(&mut c), Poll::Ready("abandoned".into()));
-        let mut d = submit(&group, "d", &batches, &open);
-        open.set(true);
-        assert_eq!(poll(&mut d), Poll::Ready("d!".into()), "nobody is left leading");
+        assert!(poll(&mut rest[1]).is_pending());
+        assert!(poll(&mut rest[0]).is_pending(), "b took the lead: its batch of b and c is in flight");
+        drop(rest.remove(0));
+        assert_eq!(poll(&mut rest[0]), Poll::Ready("abandoned".into()));
+        h.open.set(true);
+        assert_eq!(poll(&mut h.submit("d")), Poll::Ready("d!".into()), "nobody is left leading");
     }
 
     #[test]
     fn a_waiter_dropped_in_the_queue_leaves_it_and_passes_on_a_lead_it_was_given() {
-        let group = GroupCommit::new(8);
-        let batches = RefCell::new(Vec::new());
-        let open = Cell::new(false);
-        let mut a = submit(&group, "a", &batches, &open);
-        let _ = poll(&mut a);
-        let mut b = submit(&group, "b", &batches, &open);
-        let mut c = submit(&group, "c", &batches, &open);
-        let mut d = submit(&group, "d", &batches, &open);
-        let _ = (poll(&mut b), poll(&mut c), poll(&mut d));
-        drop(c);
-        assert_eq!(group.queued(), 2, "c left the queue");
-        open.set(true);
+        let h = Harness::new(8);
+        let (mut a, mut rest) = h.queue_behind_a_leader(&["b", "c", "d"]);
+        drop(rest.remove(1));
+        assert_eq!(h.group.queued(), 2, "c left the queue");
+        h.open.set(true);
         assert_eq!(poll(&mut a), Poll::Ready("a!".into()));
-        drop(b);
-        assert_eq!(poll(&mut d), Poll::Ready("d!".into()), "b's lead passed to d");
-        assert_eq!(batches.borrow().last().unwrap(), &vec!["d".to_string()]);
+        drop(rest.remove(0));
+        assert_eq!(poll(&mut rest[0]), Poll::Ready("d!".into()), "b's lead passed to d");
+        assert_eq!(h.batches.borrow().last().unwrap(), &vec!["d".to_string()]);
     }
 }
