@@ -53,14 +53,15 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         };
         let now = clock.now_ms();
         let mut record = Record::new(plan.clone(), now);
-        if spin_kit::vars::get("checkout_mode").await.is_ok_and(|m| m == "worker") {
+        let mode = spin_kit::vars::get("checkout_mode").await.unwrap_or_default();
+        if mode == "worker" {
             saga_store::finish(&record, &owner, false, now, now).await?;
             saga_store::ring_doorbell().await;
             return wait_for(order_id, &plan.saga_id, started).await;
         }
 
         let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-        let report = if spin_kit::vars::get("checkout_mode").await.is_ok_and(|m| m == "inline") {
+        let report = if mode == "inline" {
             drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await
         } else {
             let batched = Prefetched::new(forward_batch::forward(&plan).await);

@@ -89,11 +89,10 @@ async fn run(batch: Vec<Plan>) -> Vec<Forward> {
 
 /// "Mark paid" for several sagas in one statement: each as [`crate::participants`] would.
 async fn mark_paid_many(plans: &[&Plan]) -> Vec<Outcome> {
-    let column = |f: &dyn Fn(&Plan) -> String| plans.iter().map(|p| Some(f(p))).collect::<Vec<_>>();
     let params = vec![
-        ParameterValue::ArrayStr(column(&|p| p.order_id.clone())),
+        ParameterValue::ArrayStr(plans.iter().map(|p| Some(p.order_id.clone())).collect()),
         ParameterValue::ArrayInt64(plans.iter().map(|p| Some(p.generation)).collect()),
-        ParameterValue::ArrayStr(column(&|p| p.saga_id.clone())),
+        ParameterValue::ArrayStr(plans.iter().map(|p| Some(p.saga_id.clone())).collect()),
         ParameterValue::ArrayInt64(plans.iter().map(|p| Some(p.items.len() as i64)).collect()),
     ];
     let paid: Vec<String> = match query_texts(sql::MARK_PAID_MANY, params, "saga").await {
