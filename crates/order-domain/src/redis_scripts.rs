@@ -10,6 +10,7 @@
 //! | `orders:sagas:active` | sorted set of running sagas, scored by when they are due (ms) |
 //! | `orders:sagas:final` | sorted set of final sagas, scored by when they ended (ms): records older than [`RECORD_RETENTION_MS`] are deleted |
 //! | `orders:alarm:*` | empty keys whose expiry wakes the worker |
+//! | `orders:fwd:queue`, `orders:fwd:leader`, `orders:fwd:box:<mailbox>` | forward steps waiting for a shared batch, the lock of the checkout that leads the batches, the answers for each instance ([`FORWARD_JOIN`]) |
 //!
 //! A running saga is always in `orders:sagas:active`, scored by its lease's end while a driver
 //! owns it, or by its retry time. The worker claims the due ones. Whatever rings it —
@@ -161,6 +162,51 @@ if first[2] then
   if t < 0 or t > wait then redis.call('SET', 'orders:alarm:next', '', 'PX', math.floor(wait)) end
 end
 return out
+"#;
+
+/// The queue of forward-step groups waiting for a shared batch (list of JSON entries).
+pub const FORWARD_QUEUE: &str = "orders:fwd:queue";
+
+/// ARGV: group token, entry JSON, leader lock ms. Queues a group of sagas' forward steps for
+/// the shared batch; returns 1 if the caller now leads the batches (it took the free leader
+/// lock, `orders:fwd:leader`), else 0.
+pub const FORWARD_JOIN: &str = r#"
+redis.call('RPUSH', 'orders:fwd:queue', ARGV[2])
+if redis.call('SET', 'orders:fwd:leader', ARGV[1], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"#;
+
+/// ARGV: leader token, most entries, leader lock ms. Takes the oldest entries for the leader's
+/// next batch and extends its lock. No entry left: releases the lock and returns an empty list
+/// (in the same step, so a group queued after it joins with the lock free and leads). A caller
+/// that no longer holds the lock gets `false` (nil) and nothing is taken.
+pub const FORWARD_TAKE: &str = r#"
+if redis.call('GET', 'orders:fwd:leader') ~= ARGV[1] then return false end
+local entries = redis.call('LRANGE', 'orders:fwd:queue', 0, tonumber(ARGV[2]) - 1)
+if #entries == 0 then
+  redis.call('DEL', 'orders:fwd:leader')
+  return {}
+end
+redis.call('LTRIM', 'orders:fwd:queue', #entries, -1)
+redis.call('PEXPIRE', 'orders:fwd:leader', ARGV[3])
+return entries
+"#;
+
+/// ARGV: result ms, then pairs (mailbox, group token + "\n" + answers JSON). Pushes each group's
+/// answers to its instance's mailbox, `orders:fwd:box:<mailbox>`, kept that long.
+pub const FORWARD_PUT: &str = r#"
+for i = 2, #ARGV, 2 do
+  local box = 'orders:fwd:box:' .. ARGV[i]
+  redis.call('RPUSH', box, ARGV[i + 1])
+  redis.call('PEXPIRE', box, ARGV[1])
+end
+return (#ARGV - 1) / 2
+"#;
+
+/// ARGV: leader token. Releases the leader lock if the caller holds it.
+pub const FORWARD_RELEASE: &str = r#"
+if redis.call('GET', 'orders:fwd:leader') == ARGV[1] then redis.call('DEL', 'orders:fwd:leader') end
+return 1
 "#;
 
 /// The channel that wakes the worker at once.

@@ -1,10 +1,12 @@
 //! `POST /orders/checkout/:order_id` and `GET /orders/checkout/:order_id/status`.
 //!
-//! The request drives its own saga inline (the fast path: no queue hop, no waiting for a
-//! worker), holding the saga's lease, with its reserve and charge sent in one batch with the
-//! other checkouts its instance is driving ([`crate::forward_batch`]). The component variable
-//! `checkout_mode` selects the others, kept to measure the difference: `"inline"` sends each
-//! saga's steps on their own, `"worker"` hands every new saga to the worker at once and waits. If a participant keeps failing, it hands the saga to the
+//! The request drives its own saga inline (the fast path: no waiting for a worker), holding the
+//! saga's lease, with its reserve, charge and mark paid sent in one batch with those of every
+//! checkout in flight, in any instance ([`crate::shared_batch`]). The component variable
+//! `checkout_mode` selects the others, kept to measure the difference: `"instance"` batches only
+//! with the checkouts of its instance ([`crate::forward_batch`]), `"inline"` sends each saga's
+//! steps on their own, `"worker"` hands every new saga to the worker at once and waits. If a
+//! participant keeps failing, it hands the saga to the
 //! worker (due again after a back-off) and waits for the outcome. A checkout of an order whose
 //! saga is already running waits for that saga. The response is only given once the outcome
 //! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
@@ -64,7 +66,7 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         let report = if mode == "inline" {
             drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await
         } else {
-            let batched = Prefetched::new(forward_batch::forward(&plan).await);
+            let batched = Prefetched::new(forward_batch::forward(&plan, mode != "instance").await);
             drive(&plan, &batched, &clock, &lease, &inline_policy(), "checkout").await
         };
         let now = clock.now_ms();

@@ -4,7 +4,9 @@
 //! (`/payment/charge_many`), then the orders of those charged are marked paid in one statement
 //! (one synchronous commit): three calls and statements per batch instead of per saga.
 //!
-//! Group commit inside one instance ([`spin_kit::group_commit`]): the first checkout that needs
+//! [`run`] sends one batch; who forms it: by default the queue in Redis shared by every instance
+//! ([`crate::shared_batch`]); with `checkout_mode = "instance"`, group commit inside one
+//! instance ([`spin_kit::group_commit`]): the first checkout that needs
 //! its forward steps leads a batch of every checkout queued at that moment (itself included);
 //! checkouts arriving while a batch is in flight queue for the next one, which the first of them
 //! leads once the current batch is done. Nothing is shared beyond the instance, and nothing here
@@ -36,7 +38,7 @@ pub struct Forward {
 
 impl Forward {
     /// For a saga whose batch ended without answers: its driver retries the steps on its own.
-    fn abandoned() -> Self {
+    pub(crate) fn abandoned() -> Self {
         Forward { reserve: Outcome::Transient("its batch ended without answers".into()), charge: None, mark_paid: None }
     }
 }
@@ -46,14 +48,19 @@ thread_local! {
 }
 
 /// The saga's reserve, charge and mark paid, sent in a batch with the other checkouts of this
-/// instance.
-pub async fn forward(plan: &Plan) -> Forward {
+/// instance, and with those of other instances too if `across_instances`
+/// ([`crate::shared_batch`]).
+pub async fn forward(plan: &Plan, across_instances: bool) -> Forward {
     let batches = BATCHES.with(Rc::clone);
-    batches.submit(plan.clone(), run, Forward::abandoned).await
+    if across_instances {
+        crate::shared_batch::exchange(vec![plan.clone()]).await.pop().unwrap_or_else(Forward::abandoned)
+    } else {
+        batches.submit(plan.clone(), run, Forward::abandoned).await
+    }
 }
 
 /// Reserves for the whole batch, charges those reserved, marks paid the orders of those charged.
-async fn run(batch: Vec<Plan>) -> Vec<Forward> {
+pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
     let sagas: Vec<_> = batch.iter().map(|p| serde_json::json!({ "saga_id": p.saga_id, "items": p.items })).collect();
     let reserves = send("http://stock-reserve-many.spin.internal/stock/reserve_many", serde_json::json!({ "sagas": sagas }), batch.len()).await;
     let reserved: Vec<usize> = (0..batch.len()).filter(|&i| matches!(reserves[i], Outcome::Done)).collect();

@@ -11,6 +11,7 @@ mod orders;
 mod participants;
 mod plan_copy;
 mod saga_store;
+mod shared_batch;
 pub mod worker;
 
 pub use checkout::{checkout, checkout_status};

@@ -103,6 +103,13 @@ async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
     Ok(conn)
 }
 
+/// A Redis connection of its own (not the instance's shared one), for a blocking command such
+/// as `BLMPOP` that would hold up every other request's commands on the shared connection.
+pub async fn dedicated_redis_connection() -> Result<redis::Connection, ApiError> {
+    let address = crate::vars::get("redis_address").await?;
+    redis::Connection::open(&address).await.map_err(|e| ApiError::Unavailable(format!("cannot connect to Redis: {e}")))
+}
+
 /// Drops `conn` from the instance's `slot` if it is still the one cached there (another request
 /// may already have reopened it).
 fn forget_cached<T>(slot: &'static LocalKey<RefCell<Option<Rc<T>>>>, conn: &Rc<T>) {
