@@ -5,10 +5,11 @@
 //! describes, and this crate is unit-tested natively.
 //!
 //! Data ownership: Postgres schema `stock` (role `stock_service`) holds the items and the saga
-//! reservations. In Redis the service owns only the prefix `stock:` (its `Idempotency-Key`
-//! records). `find` reads Postgres: a primary-key lookup answers as fast as a Redis cache did
-//! for random items (see the README's benchmark), and is exact with no cache protocol.
+//! reservations. In Redis the service owns the prefix `stock:`: its `Idempotency-Key` records
+//! and the view that answers `find` ([`find_view`], kept exact by a protocol every writer
+//! follows).
 
+pub mod find_view;
 pub mod item;
 pub mod reservation;
 pub mod sql;

@@ -44,5 +44,9 @@ pub const RESERVE: &str = "SELECT stock.reserve($1, $2, $3) AS outcome";
 /// `o_saga`, `o_outcome` (as [`RESERVE`]'s).
 pub const RESERVE_MANY: &str = "SELECT o_saga, o_outcome FROM stock.reserve_many($1, $2, $3, $4)";
 
+/// `$1` saga id → the items its reservation holds (`item`), none unless it is `reserved`.
+pub const RESERVED_ITEMS: &str =
+    "SELECT unnest(items) AS item FROM stock.reservations WHERE saga_id = $1 AND state = 'reserved'";
+
 /// `$1` saga id → outcome.
 pub const RELEASE: &str = "SELECT stock.release($1) AS outcome";

@@ -1,8 +1,11 @@
 //! The stock service's endpoints (one component each): `create`, `find`, `add`, `subtract`,
 //! `batch_init`, and the checkout saga's participant steps `reserve` (also batched:
 //! `reserve_many`) and `release`. Each handler
-//! parses its route parameters with `stock-domain` and reads or changes Postgres (schema `stock`)
-//! in one statement.
+//! parses its route parameters with `stock-domain` and reads or changes Postgres (schema `stock`,
+//! the truth) in one statement. `find` answers from a view in Redis when it can; every change
+//! follows the view's writer protocol ([`find_view`]).
+
+mod find_view;
 
 use market_core::ApiError;
 use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write};
@@ -10,6 +13,7 @@ use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
 use stock_domain::reservation::{ReserveManyRequest, ReserveRequest, StepOutcome};
+use stock_domain::find_view::{Lookup, distinct_ids};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
@@ -18,12 +22,20 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
     create_returning(sql::CREATE_ITEM, [ParameterValue::Int64(price)], "item_id").await
 }
 
-/// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`.
+/// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`, from the Redis view when it has the
+/// item, else from Postgres (and the row is offered to the view).
 pub async fn find(req: Request) -> Result<Reply, ApiError> {
     let item_id = market_core::parse_id("item_id", route::param(&req, "item_id")?)?;
+    let seen = find_view::lookup(item_id).await;
+    if let Lookup::Hit { stock, price } = seen {
+        return Ok(respond::ok(&Item { stock, price }));
+    }
     let rows = query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())]).await?;
-    let row = rows.first().ok_or_else(|| item_not_found(item_id))?;
-    Ok(respond::ok(&item(row)?))
+    let found = item(rows.first().ok_or_else(|| item_not_found(item_id))?)?;
+    if let Lookup::Miss { epoch, stamp } = seen {
+        find_view::offer(item_id, &epoch, &stamp, found.stock, found.price).await;
+    }
+    Ok(respond::ok(&found))
 }
 
 /// `POST /stock/add/:item_id/:amount`.
@@ -58,7 +70,7 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Int64(batch.starting_stock),
         ParameterValue::Int64(batch.item_price),
     ];
-    execute(sql::BATCH_INIT, params).await?;
+    find_view::batch(batch.n, batch.starting_stock, batch.item_price, execute(sql::BATCH_INIT, params)).await?;
     vacuum_after_bulk_write(sql::VACUUM_ITEMS).await;
     Ok(respond::ok(&serde_json::json!({ "msg": "Batch init for stock successful", "n": batch.n })))
 }
@@ -69,8 +81,9 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
 pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
     let (items, quantities) = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?.columns()?;
+    let ids = distinct_ids(items.iter().flatten().map(String::as_str));
     let params = vec![ParameterValue::Str(saga_id), ParameterValue::ArrayStr(items), ParameterValue::ArrayInt64(quantities)];
-    match StepOutcome::parse(&query_text(sql::RESERVE, params, "outcome").await?) {
+    match StepOutcome::parse(&find_view::writing(&ids, query_text(sql::RESERVE, params, "outcome")).await?) {
         StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
         _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
     }
@@ -83,13 +96,14 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
 pub async fn reserve_many(req: Request) -> Result<Reply, ApiError> {
     let batch = ReserveManyRequest::parse(&spin_kit::body::bytes(req).await?)?;
     let cols = batch.columns()?;
+    let ids = distinct_ids(cols.items.iter().flatten().map(String::as_str));
     let params = vec![
         ParameterValue::ArrayStr(cols.sagas),
         ParameterValue::ArrayInt64(cols.line_counts),
         ParameterValue::ArrayStr(cols.items),
         ParameterValue::ArrayInt64(cols.quantities),
     ];
-    let outcomes = query_texts(sql::RESERVE_MANY, params, "o_outcome").await?;
+    let outcomes = find_view::writing(&ids, query_texts(sql::RESERVE_MANY, params, "o_outcome")).await?;
     if outcomes.len() != batch.sagas.len() {
         return Err(ApiError::Internal(format!("{} outcomes for {} sagas", outcomes.len(), batch.sagas.len())));
     }
@@ -104,7 +118,16 @@ pub async fn reserve_many(req: Request) -> Result<Reply, ApiError> {
 /// (the reserve's) is accepted and ignored.
 pub async fn release(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
-    let outcome = StepOutcome::parse(&query_text(sql::RELEASE, [ParameterValue::Str(saga_id)], "outcome").await?);
+    let reserved = || query_texts(sql::RESERVED_ITEMS, [ParameterValue::Str(saga_id.clone())], "item");
+    let ids = distinct_ids(reserved().await?.iter().map(String::as_str));
+    let release = query_text(sql::RELEASE, [ParameterValue::Str(saga_id.clone())], "outcome");
+    let outcome = StepOutcome::parse(&find_view::writing(&ids, release).await?);
+    if outcome == StepOutcome::Released && ids.is_empty() {
+        // Reserved after we looked (a late forward step): its items were changed unannounced;
+        // announce the change now, before answering.
+        let late = distinct_ids(reserved().await?.iter().map(String::as_str));
+        find_view::writing(&late, async { Ok(()) }).await?;
+    }
     let outcome = if outcome == StepOutcome::Released { "released" } else { "nothing reserved" };
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome })))
 }
@@ -112,7 +135,8 @@ pub async fn release(req: Request) -> Result<Reply, ApiError> {
 /// Applies one of the single-statement changes; `Ok(None)` when no row matched.
 async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Result<Option<Item>, spin_sdk::pg::Error>, ApiError> {
     let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
-    Ok(match run(statement, params).await? {
+    let result = find_view::writing(&[change.item_id.to_string()], run(statement, params)).await?;
+    Ok(match result {
         Ok(rows) => rows.first().map(item).transpose().map_err(|e| spin_sdk::pg::Error::Decode(e.message())),
         Err(e) => Err(e),
     })

@@ -1,0 +1,92 @@
+//! The I/O of the `find` view whose protocol `stock_domain::find_view` defines.
+//!
+//! A writer that cannot count itself in does not write (503). Reading, offering, counting out
+//! and populating are best effort: a reader whose lookup fails reads Postgres, and a count left
+//! behind expires (until then `find` reads Postgres for those items).
+
+use market_core::ApiError;
+use spin_kit::stores::{args, redis_idempotent, redis_once, reply_text};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use stock_domain::find_view::{
+    BEGIN, BUSY_MS, END, ENTRY_TTL_SECONDS, FREEZE, FREEZE_MS, Freeze, LOOKUP, Lookup, MAX_WRITE_DELAY_MS, OFFER,
+    POPULATE, THAW, populate_chunks,
+};
+
+async fn eval_text(script: &str, argv: &[String], retry: bool) -> Result<Option<String>, ApiError> {
+    let mut all = vec![script.to_string(), "0".to_string()];
+    all.extend(argv.iter().cloned());
+    let reply = if retry {
+        redis_idempotent(|conn| {
+            let a = args(&all);
+            async move { conn.execute("EVAL", a).await }
+        })
+        .await?
+    } else {
+        let a = args(&all);
+        redis_once(|conn| async move { conn.execute("EVAL", a).await }).await?
+    };
+    Ok(reply_text(&reply))
+}
+
+/// What the view says of `item_id`; a bypass when Redis cannot be asked.
+pub async fn lookup(item_id: &str) -> Lookup {
+    match eval_text(LOOKUP, &[item_id.to_string()], true).await {
+        Ok(Some(reply)) => Lookup::parse(&reply).unwrap_or(Lookup::Bypass),
+        Ok(None) => Lookup::Bypass,
+        Err(e) => {
+            eprintln!("stock view lookup skipped: {e}");
+            Lookup::Bypass
+        }
+    }
+}
+
+/// Offers a row read from Postgres after a [`Lookup::Miss`].
+pub async fn offer(item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i64) {
+    let argv = [item_id, epoch, stamp, &stock.to_string(), &price.to_string(), &ENTRY_TTL_SECONDS.to_string()].map(str::to_string);
+    if let Err(e) = eval_text(OFFER, &argv, true).await {
+        eprintln!("stock view offer skipped for {item_id}: {e}");
+    }
+}
+
+/// Runs `write` (one statement changing `item_ids`) inside the writer protocol: counted in
+/// before, counted out after, whatever its outcome.
+pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    let mut argv = vec![BUSY_MS.to_string()];
+    argv.extend(item_ids.iter().cloned());
+    let started = Instant::now();
+    // Not retried: a lost reply would count this writer in twice (that count then expires).
+    eval_text(BEGIN, &argv, false).await?;
+    let result = if started.elapsed() <= Duration::from_millis(MAX_WRITE_DELAY_MS) {
+        write.await
+    } else {
+        Err(ApiError::Unavailable("the stock change could not start in time; try again".into()))
+    };
+    if let Err(e) = eval_text(END, item_ids, false).await {
+        eprintln!("stock view: {} items left counted in (the counts expire): {e}", item_ids.len());
+    }
+    result
+}
+
+/// Runs `batch` (a statement that sets items "0".."n-1" to `stock` and `price`) inside the batch
+/// protocol, then stores those items' entries.
+pub async fn batch<T>(n: i64, stock: i64, price: i64, batch: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    let reply = eval_text(FREEZE, &[FREEZE_MS.to_string()], false).await?;
+    let freeze = reply.as_deref().and_then(Freeze::parse);
+    let result = batch.await;
+    if let (Ok(_), Some(freeze)) = (&result, &freeze) {
+        for (from, to) in populate_chunks(n) {
+            let argv = [&freeze.tick, &freeze.epoch, &ENTRY_TTL_SECONDS.to_string(), &stock.to_string(), &price.to_string(), &from.to_string(), &to.to_string()]
+                .map(|s| s.to_string());
+            if let Err(e) = eval_text(POPULATE, &argv, true).await {
+                eprintln!("stock view: populating items {from}..{to} skipped: {e}");
+                break;
+            }
+        }
+    }
+    // Not retried: counting out twice could count out another batch.
+    if let Err(e) = eval_text(THAW, &[], false).await {
+        eprintln!("stock view thaw skipped (the freeze expires): {e}");
+    }
+    result
+}
