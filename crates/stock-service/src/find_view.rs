@@ -50,7 +50,9 @@ pub async fn offer(item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i
 }
 
 /// Runs `write` (one statement changing `item_ids`) inside the writer protocol: counted in
-/// before, counted out after, whatever its outcome.
+/// before; counted out after, whatever its outcome, in the background (the count only has to be
+/// gone eventually: until then `find` reads those items from Postgres), so that the answer does
+/// not wait for it.
 pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
     let mut argv = vec![BUSY_MS.to_string()];
     argv.extend(item_ids.iter().cloned());
@@ -62,9 +64,12 @@ pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<
     } else {
         Err(ApiError::Unavailable("the stock change could not start in time; try again".into()))
     };
-    if let Err(e) = eval_text(END, item_ids, false).await {
-        eprintln!("stock view: {} items left counted in (the counts expire): {e}", item_ids.len());
-    }
+    let ids = item_ids.to_vec();
+    spin_sdk::wit_bindgen::spawn(async move {
+        if let Err(e) = eval_text(END, &ids, false).await {
+            eprintln!("stock view: {} items left counted in (the counts expire): {e}", ids.len());
+        }
+    });
     result
 }
 
