@@ -173,3 +173,36 @@ fn a_retry_with_the_same_idempotency_key_does_the_work_once() {
     assert_eq!(find(&id), (15, 1));
     assert_client_error(&app().post_with_key(&format!("/stock/add/{id}/1"), "bad key with spaces"), 400);
 }
+
+#[test]
+fn finds_during_concurrent_subtracts_never_show_stock_already_taken() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    const UNITS: i64 = 300;
+    let id = new_item(1, UNITS);
+    assert_eq!(find(&id), (UNITS, 1)); // in the view now
+    // The lowest stock a subtract has answered so far: no find that starts later may show more.
+    let answered_low = AtomicI64::new(UNITS);
+    let done = AtomicBool::new(false);
+    let checked = AtomicI64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    let bound = answered_low.load(Ordering::SeqCst);
+                    let (stock, _) = find(&id);
+                    assert!(stock <= bound, "find showed {stock} after a subtract had answered {bound}");
+                    checked.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let subtracts = in_parallel(6, &[(); UNITS as usize], |_| {
+            let reply = app().post(&format!("/stock/subtract/{id}/1"));
+            assert_eq!(reply.status, 200, "{reply:?}");
+            answered_low.fetch_min(reply.json()["stock"].as_i64().expect("stock"), Ordering::SeqCst);
+        });
+        assert_eq!(subtracts.len(), UNITS as usize);
+        done.store(true, Ordering::SeqCst);
+    });
+    assert!(checked.load(Ordering::Relaxed) > 0, "the finders ran");
+    assert_eq!(find(&id), (0, 1));
+}
