@@ -15,8 +15,8 @@
 //! The protocol:
 //! * **A writer** (add, subtract, reserve, reserve_many, release) runs [`BEGIN`] on its items
 //!   before its statement (counts itself in, gives them a new `stamp`, drops their entries), and
-//!   [`END`] after it (counts itself out, a new `stamp` again; in the background, after the
-//!   answer). A writer that
+//!   [`END`] after it (counts itself out, a new `stamp` again, drops the entries again; in the
+//!   background, after the answer). A writer that
 //!   cannot run [`BEGIN`] does not write. One that dies leaves its count, which expires: until
 //!   then `find` reads Postgres for those items.
 //! * **A reader** (`find`) runs [`LOOKUP`]: a hit is answered from Redis. On a miss it reads
@@ -78,18 +78,20 @@ for i = 2, #ARGV do \
 end \
 return t";
 
-/// ARGV: the item ids [`BEGIN`] was given. Counts the writer out and gives the items a new
-/// stamp. The entries need not be dropped again: a reader's offer is refused if its lookup came
-/// before the writer's [`BEGIN`] (the stamp moved) or while the writer was counted in (no offer
-/// then), so an offer taken after [`END`] comes from a Postgres read after the writer's
-/// statement. The new stamp is for [`POPULATE`]: it tells a batch that a writer finished since
-/// the batch froze (its statement may have run after the batch's).
+/// ARGV: the item ids [`BEGIN`] was given. Counts the writer out, gives the items a new stamp
+/// and drops their entries again. The new stamp is for [`POPULATE`]: it tells a batch that a
+/// writer finished since the batch froze (its statement may have run after the batch's). The
+/// drop is for a Redis that lost the writer's [`BEGIN`] in a crash: the writer still removes what
+/// a reader stored meanwhile. (Otherwise neither is needed: a reader's offer is refused if its
+/// lookup came before the writer's [`BEGIN`] — the stamp moved — or while the writer was counted
+/// in — no offer then.)
 pub const END: &str = "\
 local t = redis.call('INCR', 'stock:view:clock') \
 for i = 1, #ARGV do \
   local b = 'stock:view:busy:' .. ARGV[i] \
   if redis.call('EXISTS', b) == 1 and redis.call('DECR', b) <= 0 then redis.call('DEL', b) end \
   redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t) \
+  redis.call('DEL', 'stock:view:item:' .. ARGV[i]) \
 end \
 return t";
 
