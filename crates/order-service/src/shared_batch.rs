@@ -222,8 +222,12 @@ async fn answer(groups: &[Group], own: Option<&str>) -> Option<Vec<Forward>> {
         }
     }
     if others.len() > 1 {
-        // Lost answers are not lost work: their groups give up and retry the steps.
-        let _ = call(FORWARD_PUT, others.iter().map(String::as_str)).await;
+        // In the background: the leader takes its next batch (or answers its own checkout)
+        // meanwhile. Lost answers are not lost work: their groups give up and retry the steps.
+        spin_sdk::wit_bindgen::spawn(async move {
+            let _busy = spin_kit::stores::request_started();
+            let _ = call(FORWARD_PUT, others.iter().map(String::as_str)).await;
+        });
     }
     mine
 }
