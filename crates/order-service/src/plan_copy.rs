@@ -6,7 +6,7 @@ use crate::orders::{StoredOrder, load};
 use market_core::ApiError;
 use order_domain::redis_scripts::PUT_PLANS;
 use order_domain::saga::Plan;
-use spin_kit::stores::{args, redis_idempotent};
+use spin_kit::stores::script_idempotent;
 
 /// Orders per `PUT_PLANS` call (four arguments each).
 const CHUNK: usize = 2_000;
@@ -28,20 +28,14 @@ pub(crate) fn plan_of(stored: &StoredOrder) -> Plan {
 /// newer copy. Idempotent, so retried once on a fresh connection.
 pub(crate) async fn put(orders: &[StoredOrder]) -> Result<(), ApiError> {
     for chunk in orders.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(2 + 4 * chunk.len());
-        values.extend([PUT_PLANS.to_string(), "0".to_string()]);
+        let mut values = Vec::with_capacity(4 * chunk.len());
         for stored in chunk {
             values.push(stored.order.order_id.clone());
             values.push(stored.generation.to_string());
             values.push(stored.order.items.len().to_string());
             values.push(plan_of(stored).copy_json());
         }
-        let call = args(&values);
-        redis_idempotent(|conn| {
-            let call = call.clone();
-            async move { conn.execute("EVAL", call).await }
-        })
-        .await?;
+        script_idempotent(PUT_PLANS, &values).await?;
     }
     Ok(())
 }

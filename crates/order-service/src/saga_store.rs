@@ -4,7 +4,7 @@
 use market_core::ApiError;
 use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RECORD_RETENTION_MS, RENEW};
 use order_domain::saga::{Clock, Fence, Plan, Record};
-use spin_kit::stores::{args, redis_idempotent, redis_once, reply_texts};
+use spin_kit::stores::{redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,10 +54,7 @@ pub async fn begin(order_id: &str, owner: &str, now_ms: u64) -> Result<Begun, Ap
     let now = now_ms.to_string();
     let lease = LEASE_MS.to_string();
     // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
-    let reply = redis_once(|conn| async move {
-        conn.execute("EVAL", args([BEGIN, "0", order_id, &tail, &now, &lease, owner])).await
-    })
-    .await?;
+    let reply = script_once(BEGIN, [order_id, &tail, &now, &lease, owner]).await?;
     let parts = reply_texts(&reply);
     let unexpected = || ApiError::Internal(format!("unexpected begin reply {parts:?}"));
     match (parts.first().map(String::as_str), parts.get(1), parts.get(2)) {
@@ -79,11 +76,7 @@ pub async fn finish(record: &Record, owner: &str, is_final: bool, due_ms: u64, n
     let (due, now, retention) = (due_ms.to_string(), now_ms.to_string(), RECORD_RETENTION_MS.to_string());
     let flag = if is_final { "1" } else { "0" };
     let id = &record.plan.saga_id;
-    let reply = redis_idempotent(|conn| {
-        let a = args([FINISH, "0", id, owner, &json, flag, &due, &now, &retention]);
-        async move { conn.execute("EVAL", a).await }
-    })
-    .await?;
+    let reply = script_idempotent(FINISH, [id, owner, &json, flag, &due, &now, &retention]).await?;
     Ok(int_reply(&reply) == 1)
 }
 
@@ -112,10 +105,7 @@ pub async fn current_attempt(order_id: &str, generation: i64) -> Result<Option<i
 /// Claims up to `limit` due sagas for `owner`.
 pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<Record>, ApiError> {
     let (now, lease, limit) = (now_ms.to_string(), LEASE_MS.to_string(), limit.to_string());
-    let reply = redis_once(|conn| async move {
-        conn.execute("EVAL", args([CLAIM, "0", &now, &lease, owner, &limit])).await
-    })
-    .await?;
+    let reply = script_once(CLAIM, [&now, &lease, owner, &limit]).await?;
     let parts = reply_texts(&reply);
     Ok(parts
         .chunks(2)
@@ -140,11 +130,7 @@ pub struct Lease<'a> {
 impl Fence for Lease<'_> {
     async fn renew(&self) -> bool {
         let (lease, now) = (LEASE_MS.to_string(), WallClock.now_ms().to_string());
-        let reply = redis_idempotent(|conn| {
-            let a = args([RENEW, "0", self.saga_id, self.owner, &lease, &now]);
-            async move { conn.execute("EVAL", a).await }
-        })
-        .await;
+        let reply = script_idempotent(RENEW, [self.saga_id, self.owner, &lease, &now]).await;
         matches!(reply, Ok(r) if int_reply(&r) == 1)
     }
 }

@@ -25,7 +25,7 @@ use order_domain::redis_scripts::{FORWARD_JOIN, FORWARD_PUT, FORWARD_RELEASE, FO
 use order_domain::saga::{Clock, Outcome, Plan};
 use serde_json::{Value, json};
 use spin_kit::signal;
-use spin_kit::stores::{args, dedicated_redis_connection, redis_once, reply_texts};
+use spin_kit::stores::{args, dedicated_redis_connection, reply_texts, script_once};
 use spin_sdk::redis::RedisResult;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -234,10 +234,7 @@ async fn answer(groups: &[Group], own: Option<&str>) -> Option<Vec<Forward>> {
 
 /// Runs a script; `None` if Redis failed (the caller falls back, nothing is retried blindly).
 async fn call<'a>(script: &'a str, argv: impl IntoIterator<Item = &'a str>) -> Option<Vec<RedisResult>> {
-    let mut all = vec![script, "0"];
-    all.extend(argv);
-    let a = args(all);
-    redis_once(|conn| async move { conn.execute("EVAL", a).await }).await.ok()
+    script_once(script, argv).await.ok()
 }
 
 fn abandoned(n: usize) -> Vec<Forward> {

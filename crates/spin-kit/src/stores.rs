@@ -165,6 +165,30 @@ where
     })
 }
 
+/// Runs a Lua script (`EVAL script 0 argv...`) that is idempotent, like [`redis_idempotent`]:
+/// retried once on a fresh connection.
+pub async fn script_idempotent<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Result<Vec<RedisResult>, ApiError> {
+    let call = script_args(script, argv);
+    redis_idempotent(|conn| {
+        let call = call.clone();
+        async move { conn.execute("EVAL", call).await }
+    })
+    .await
+}
+
+/// Runs a Lua script (`EVAL script 0 argv...`) that must not be repeated blindly, like
+/// [`redis_once`].
+pub async fn script_once<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Result<Vec<RedisResult>, ApiError> {
+    let call = script_args(script, argv);
+    redis_once(|conn| async move { conn.execute("EVAL", call).await }).await
+}
+
+fn script_args<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Vec<RedisParameter> {
+    let mut call = args([script, "0"]);
+    call.extend(args(argv));
+    call
+}
+
 /// Builds the argument list of a Redis `execute` call.
 pub fn args<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Vec<RedisParameter> {
     values.into_iter().map(|v| RedisParameter::Binary(v.as_ref().as_bytes().to_vec())).collect()

@@ -146,8 +146,7 @@ impl Lookup {
             return Some(Self::Hit { stock: stock.parse().ok()?, price: price.parse().ok()? });
         }
         let (epoch, stamp) = reply.strip_prefix('M')?.split_once(':')?;
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        (digits(epoch) && digits(stamp)).then(|| Self::Miss { epoch: epoch.to_string(), stamp: stamp.to_string() })
+        (is_counter(epoch) && is_counter(stamp)).then(|| Self::Miss { epoch: epoch.to_string(), stamp: stamp.to_string() })
     }
 }
 
@@ -161,9 +160,13 @@ pub struct Freeze {
 impl Freeze {
     pub fn parse(reply: &str) -> Option<Self> {
         let (tick, epoch) = reply.split_once(':')?;
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        (digits(tick) && digits(epoch)).then(|| Self { tick: tick.to_string(), epoch: epoch.to_string() })
+        (is_counter(tick) && is_counter(epoch)).then(|| Self { tick: tick.to_string(), epoch: epoch.to_string() })
     }
+}
+
+/// A counter's value as Redis gives it: decimal digits.
+fn is_counter(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The id ranges `[from, to)` that cover items "0".."n-1" in [`POPULATE_CHUNK`]s.

@@ -5,7 +5,7 @@
 //! behind expires (until then `find` reads Postgres for those items).
 
 use market_core::ApiError;
-use spin_kit::stores::{args, redis_idempotent, redis_once, reply_text};
+use spin_kit::stores::{reply_text, script_idempotent, script_once};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use stock_domain::find_view::{
@@ -14,18 +14,7 @@ use stock_domain::find_view::{
 };
 
 async fn eval_text(script: &str, argv: &[String], retry: bool) -> Result<Option<String>, ApiError> {
-    let mut all = vec![script.to_string(), "0".to_string()];
-    all.extend(argv.iter().cloned());
-    let reply = if retry {
-        redis_idempotent(|conn| {
-            let a = args(&all);
-            async move { conn.execute("EVAL", a).await }
-        })
-        .await?
-    } else {
-        let a = args(&all);
-        redis_once(|conn| async move { conn.execute("EVAL", a).await }).await?
-    };
+    let reply = if retry { script_idempotent(script, argv).await? } else { script_once(script, argv).await? };
     Ok(reply_text(&reply))
 }
 
