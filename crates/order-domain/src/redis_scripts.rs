@@ -10,7 +10,7 @@
 //! | `orders:sagas:active` | sorted set of running sagas, scored by when they are due (ms) |
 //! | `orders:sagas:final` | sorted set of final sagas, scored by when they ended (ms): records older than [`RECORD_RETENTION_MS`] are deleted |
 //! | `orders:alarm:*` | empty keys whose expiry wakes the worker |
-//! | `orders:fwd:queue`, `orders:fwd:leader`, `orders:fwd:box:<mailbox>` | forward steps waiting for a shared batch, the lock of the checkout that leads the batches, the answers for each instance ([`FORWARD_JOIN`]) |
+//! | `orders:fwd:queue`, `orders:fwd:leader`, `orders:fwd:box:<mailbox>` | sagas waiting for a shared batch of forward steps, the lock of the checkout that leads the batches, the answers for each instance ([`BEGIN`], [`FORWARD_TAKE`], [`FORWARD_SETTLE`]) |
 //!
 //! A running saga is always in `orders:sagas:active`, scored by its lease's end while a driver
 //! owns it, or by its retry time. The worker claims the due ones. Whatever rings it —
@@ -29,10 +29,13 @@
 
 /// ARGV: order id, the JSON of a running record without its plan
 /// ([`Record::running_tail_json`](crate::saga::Record::running_tail_json)), now ms, lease ms,
-/// owner token.
-/// Starts the saga from the order's plan copy. Returns `["drive", saga id, plan]` when this call
-/// started a saga that the caller now owns, `["join", saga id, record]` when a saga of this
-/// order generation is running or has paid it, or `["nocopy"]` when there is no plan copy.
+/// owner token, then group token, mailbox and leader lock ms (group token `""`: do not queue).
+/// Starts the saga from the order's plan copy. Returns `["drive", saga id, plan, leading]` when
+/// this call started a saga that the caller now owns, `["join", saga id, record]` when a saga of
+/// this order generation is running or has paid it, or `["nocopy"]` when there is no plan copy.
+/// With a group token, a saga it starts is also queued for the next shared batch of forward
+/// steps, in the same step ([`FORWARD_TAKE`] says what an entry holds), and `leading` is `"1"` if
+/// the caller took the free leader lock `orders:fwd:leader` (it leads the batches), else `"0"`.
 /// A failed saga is followed by a new attempt; a saga whose record was lost is re-driven
 /// under the same id (the participants' ledgers dedupe it).
 /// It also arms a ladder of alarms (1 s … 256 s) so that sagas left behind by a host that died
@@ -61,7 +64,12 @@ redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[3]) + tonumber(ARGV[4]),
 if redis.call('EXISTS', 'orders:alarm:0') == 0 then
   for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 'NX') end
 end
-return {'drive', id, copy[2]}
+local leading = '0'
+if ARGV[6] ~= '' then
+  redis.call('RPUSH', 'orders:fwd:queue', table.concat({ARGV[6], ARGV[7], ARGV[5], ARGV[3], id, copy[2]}, '\n'))
+  if redis.call('SET', 'orders:fwd:leader', ARGV[6], 'NX', 'PX', ARGV[8]) then leading = '1' end
+end
+return {'drive', id, copy[2], leading}
 "#;
 
 /// ARGV: groups of (order id, generation, line count, plan JSON). Stores each plan copy unless
@@ -100,32 +108,44 @@ return stored
 /// on them and 8 s with the same records and no TTL.
 pub const RECORD_RETENTION_MS: u64 = 10 * 60 * 1000;
 
+/// The Lua function `finish(id, owner, record, final, due, now, retention)` behind [`FINISH`] and
+/// [`FORWARD_SETTLE`].
+macro_rules! finish_function {
+    () => {
+        r#"
+local function finish(id, owner, record, final, due, now, retention)
+  local lease = 'orders:lease:' .. id
+  if redis.call('GET', lease) ~= owner then return 0 end
+  redis.call('DEL', lease)
+  redis.call('SET', 'orders:saga:' .. id, record)
+  if final then
+    redis.call('ZREM', 'orders:sagas:active', id)
+    redis.call('ZADD', 'orders:sagas:final', now, id)
+    local old = redis.call('ZRANGEBYSCORE', 'orders:sagas:final', '-inf', tonumber(now) - tonumber(retention), 'LIMIT', 0, 2)
+    for _, done in ipairs(old) do
+      redis.call('DEL', 'orders:saga:' .. done)
+      redis.call('ZREM', 'orders:sagas:final', done)
+    end
+  else
+    redis.call('ZADD', 'orders:sagas:active', due, id)
+    local wait = math.max(1, tonumber(due) - tonumber(now))
+    local t = redis.call('PTTL', 'orders:alarm:next')
+    if t < 0 or t > wait then redis.call('SET', 'orders:alarm:next', '', 'PX', math.floor(wait)) end
+  end
+  return 1
+end
+"#
+    };
+}
+
 /// ARGV: saga id, owner token, record JSON, '1' if final else '0', due ms (retry), now ms,
 /// retention ms. Writes the record only if the caller still owns the lease (returns 1; else 0
 /// and nothing changes); a final saga leaves the active set for the final one (and deletes up to
 /// two records that ended longer than the retention ago), a retried one is due again at `due`.
-pub const FINISH: &str = r#"
-local lease = 'orders:lease:' .. ARGV[1]
-if redis.call('GET', lease) ~= ARGV[2] then return 0 end
-redis.call('DEL', lease)
-if ARGV[4] == '1' then
-  redis.call('SET', 'orders:saga:' .. ARGV[1], ARGV[3])
-  redis.call('ZREM', 'orders:sagas:active', ARGV[1])
-  redis.call('ZADD', 'orders:sagas:final', ARGV[6], ARGV[1])
-  local old = redis.call('ZRANGEBYSCORE', 'orders:sagas:final', '-inf', tonumber(ARGV[6]) - tonumber(ARGV[7]), 'LIMIT', 0, 2)
-  for _, id in ipairs(old) do
-    redis.call('DEL', 'orders:saga:' .. id)
-    redis.call('ZREM', 'orders:sagas:final', id)
-  end
-else
-  redis.call('SET', 'orders:saga:' .. ARGV[1], ARGV[3])
-  redis.call('ZADD', 'orders:sagas:active', ARGV[5], ARGV[1])
-  local wait = math.max(1, tonumber(ARGV[5]) - tonumber(ARGV[6]))
-  local t = redis.call('PTTL', 'orders:alarm:next')
-  if t < 0 or t > wait then redis.call('SET', 'orders:alarm:next', '', 'PX', math.floor(wait)) end
-end
-return 1
-"#;
+pub const FINISH: &str = concat!(
+    finish_function!(),
+    "return finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7])"
+);
 
 /// ARGV: saga id, owner token, lease ms, now ms. Extends the lease if still owned (1), else 0.
 pub const RENEW: &str = r#"
@@ -164,22 +184,14 @@ end
 return out
 "#;
 
-/// The queue of forward-step groups waiting for a shared batch (list of JSON entries).
+/// The queue of sagas waiting for a shared batch of forward steps. An entry is the lines: group
+/// token, mailbox, owner token, created ms, saga id, plan JSON (queued by [`BEGIN`]).
 pub const FORWARD_QUEUE: &str = "orders:fwd:queue";
-
-/// ARGV: group token, entry JSON, leader lock ms. Queues a group of sagas' forward steps for
-/// the shared batch; returns 1 if the caller now leads the batches (it took the free leader
-/// lock, `orders:fwd:leader`), else 0.
-pub const FORWARD_JOIN: &str = r#"
-redis.call('RPUSH', 'orders:fwd:queue', ARGV[2])
-if redis.call('SET', 'orders:fwd:leader', ARGV[1], 'NX', 'PX', ARGV[3]) then return 1 end
-return 0
-"#;
 
 /// ARGV: leader token, most entries, leader lock ms. Takes the oldest entries for the leader's
 /// next batch and extends its lock. No entry left: releases the lock and returns an empty list
-/// (in the same step, so a group queued after it joins with the lock free and leads). A caller
-/// that no longer holds the lock gets `false` (nil) and nothing is taken.
+/// (in the same step, so a saga queued after it finds the lock free and leads). A caller that no
+/// longer holds the lock gets `false` (nil) and nothing is taken.
 pub const FORWARD_TAKE: &str = r#"
 if redis.call('GET', 'orders:fwd:leader') ~= ARGV[1] then return false end
 local entries = redis.call('LRANGE', 'orders:fwd:queue', 0, tonumber(ARGV[2]) - 1)
@@ -192,16 +204,24 @@ redis.call('PEXPIRE', 'orders:fwd:leader', ARGV[3])
 return entries
 "#;
 
-/// ARGV: result ms, then pairs (mailbox, group token + "\n" + answers JSON). Pushes each group's
-/// answers to its instance's mailbox, `orders:fwd:box:<mailbox>`, kept that long.
-pub const FORWARD_PUT: &str = r#"
-for i = 2, #ARGV, 2 do
+/// ARGV: result ms, now ms, retention ms, then per group: mailbox, group token, answers, saga id,
+/// owner token, final record JSON (`""` if the answers do not decide the saga). Ends each decided
+/// saga as [`FINISH`] does (if its checkout still owns the lease), then pushes
+/// `token \n settled \n answers` to the group's mailbox, `orders:fwd:box:<mailbox>` (kept that
+/// long), where `settled` is `1` if this ended the saga, else `0`: its checkout answers at once.
+pub const FORWARD_SETTLE: &str = concat!(
+    finish_function!(),
+    r#"
+for i = 4, #ARGV, 6 do
+  local settled = 0
+  if ARGV[i + 5] ~= '' then settled = finish(ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], true, 0, ARGV[2], ARGV[3]) end
   local box = 'orders:fwd:box:' .. ARGV[i]
-  redis.call('RPUSH', box, ARGV[i + 1])
+  redis.call('RPUSH', box, table.concat({ARGV[i + 1], settled, ARGV[i + 2]}, '\n'))
   redis.call('PEXPIRE', box, ARGV[1])
 end
-return (#ARGV - 1) / 2
-"#;
+return (#ARGV - 3) / 6
+"#
+);
 
 /// ARGV: leader token. Releases the leader lock if the caller holds it.
 pub const FORWARD_RELEASE: &str = r#"

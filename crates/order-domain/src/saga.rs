@@ -107,6 +107,17 @@ pub struct Event {
     pub outcome: String,
 }
 
+impl Event {
+    fn new(at_ms: u64, by: &str, step: Step, outcome: &Outcome) -> Self {
+        let outcome = match outcome {
+            Outcome::Done => "done".to_string(),
+            Outcome::Refused(r) => format!("refused: {r}"),
+            Outcome::Transient(e) => format!("error: {e}"),
+        };
+        Event { at_ms, by: by.to_string(), step, outcome }
+    }
+}
+
 /// The saga's record in Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -154,6 +165,28 @@ impl Record {
         record.plan.attempt = attempt_of(saga_id)?;
         record.plan.saga_id = saga_id.to_string();
         Some(record)
+    }
+
+    /// The final record of a saga whose first answers (reserve, then charge, then mark paid, as
+    /// far as they went) decide it with no further call: paid, or refused at its reserve. It is
+    /// the record [`drive`] would end with on those answers, except for its times. `None` when
+    /// the saga needs more: a retry, or a compensation.
+    pub fn decided_by(plan: Plan, created_ms: u64, answers: &[&Outcome], now_ms: u64, by: &str) -> Option<Record> {
+        let mut events = Vec::new();
+        let mut step = Step::ReserveStock;
+        for outcome in answers {
+            events.push(Event::new(now_ms, by, step, outcome));
+            match next(step, outcome, None) {
+                Next::Do { step: forward, reason: None } => step = forward,
+                Next::Finish { state, reason } => {
+                    let mut record = Record::new(plan, created_ms);
+                    record.apply(&DriveReport { result: DriveResult::Final { state, reason }, events }, now_ms);
+                    return Some(record);
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// Folds a drive's report into the record.
@@ -258,16 +291,7 @@ pub async fn drive<P: Participants, C: Clock, F: Fence>(
             renewed_at = clock.now_ms();
         }
         let outcome = participants.run(step, plan).await;
-        events.push(Event {
-            at_ms: clock.now_ms(),
-            by: by.to_string(),
-            step,
-            outcome: match &outcome {
-                Outcome::Done => "done".to_string(),
-                Outcome::Refused(r) => format!("refused: {r}"),
-                Outcome::Transient(e) => format!("error: {e}"),
-            },
-        });
+        events.push(Event::new(clock.now_ms(), by, step, &outcome));
         match next(step, &outcome, reason.clone()) {
             Next::Do { step: s, reason: r } => {
                 step = s;

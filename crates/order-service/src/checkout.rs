@@ -2,7 +2,8 @@
 //!
 //! The request drives its own saga inline (the fast path: no waiting for a worker), holding the
 //! saga's lease, with its reserve, charge and mark paid sent in one batch with those of every
-//! checkout in flight, in any instance ([`crate::shared_batch`]). The component variable
+//! checkout in flight, in any instance ([`crate::shared_batch`]); the batch ends the sagas its
+//! answers decide, so such a checkout makes one round trip to Redis of its own (`BEGIN`). The component variable
 //! `checkout_mode` selects the others, kept to measure the difference: `"instance"` batches only
 //! with the checkouts of its instance ([`crate::forward_batch`]), `"inline"` sends each saga's
 //! steps on their own, `"worker"` hands every new saga to the worker at once and waits. If a
@@ -17,6 +18,7 @@ use crate::forward_batch::{self, Prefetched};
 use crate::participants::Services;
 use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
+use crate::shared_batch::Ticket;
 use market_core::{ApiError, parse_id};
 use order_domain::saga::{Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, retry_delay_ms};
 use spin_kit::{Reply, Request, respond, route};
@@ -34,13 +36,16 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let clock = WallClock;
     let started = clock.now_ms();
     let owner = owner_token("checkout");
+    let mode = spin_kit::vars::get("checkout_mode").await.unwrap_or_default();
+    let shared = !matches!(mode.as_str(), "instance" | "inline" | "worker");
     // Whether this request already read the order from Postgres and refreshed its plan copy.
     let mut refreshed = false;
     loop {
-        let plan = match saga_store::begin(order_id, &owner, clock.now_ms()).await? {
+        let ticket = shared.then(Ticket::new);
+        let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), ticket.as_ref()).await? {
             Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
             Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
-            Begun::Drive { plan } => plan,
+            Begun::Drive { plan, leading } => (plan, leading),
             Begun::NoCopy if refreshed => {
                 return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
             }
@@ -55,7 +60,6 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         };
         let now = clock.now_ms();
         let mut record = Record::new(plan.clone(), now);
-        let mode = spin_kit::vars::get("checkout_mode").await.unwrap_or_default();
         if mode == "worker" {
             saga_store::finish(&record, &owner, false, now, now).await?;
             saga_store::ring_doorbell().await;
@@ -63,17 +67,25 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         }
 
         let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-        let report = if mode == "inline" {
-            drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await
-        } else {
-            let batched = Prefetched::new(forward_batch::forward(&plan, mode != "instance").await);
-            drive(&plan, &batched, &clock, &lease, &inline_policy(), "checkout").await
+        // Whether the shared batch already ended the saga with the answers it gave.
+        let mut settled = false;
+        let report = match ticket {
+            Some(ticket) => {
+                let answered = ticket.answers(leading).await;
+                settled = answered.settled;
+                drive(&plan, &Prefetched::new(answered.forward), &clock, &lease, &inline_policy(), "checkout").await
+            }
+            None if mode == "inline" => drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await,
+            None => {
+                let batched = Prefetched::new(forward_batch::forward(&plan).await);
+                drive(&plan, &batched, &clock, &lease, &inline_policy(), "checkout").await
+            }
         };
         let now = clock.now_ms();
         record.apply(&report, now);
         match report.result {
             DriveResult::Final { .. } => {
-                if saga_store::finish(&record, &owner, true, 0, now).await? {
+                if settled || saga_store::finish(&record, &owner, true, 0, now).await? {
                     if started_from_an_old_copy(&record) && !refreshed {
                         // The order has changed since its copy was written (or the copy was
                         // behind): check out what the order is now.

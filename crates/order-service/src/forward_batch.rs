@@ -5,8 +5,8 @@
 //! (one synchronous commit): three calls and statements per batch instead of per saga.
 //!
 //! [`run`] sends one batch; who forms it: by default the queue in Redis shared by every instance
-//! ([`crate::shared_batch`]); with `checkout_mode = "instance"`, group commit inside one
-//! instance ([`spin_kit::group_commit`]): the first checkout that needs
+//! ([`crate::shared_batch`]); with `checkout_mode = "instance"`, [`forward`]: group commit
+//! inside one instance ([`spin_kit::group_commit`]): the first checkout that needs
 //! its forward steps leads a batch of every checkout queued at that moment (itself included);
 //! checkouts arriving while a batch is in flight queue for the next one, which the first of them
 //! leads once the current batch is done. Nothing is shared beyond the instance, and nothing here
@@ -41,6 +41,11 @@ impl Forward {
     pub(crate) fn abandoned() -> Self {
         Forward { reserve: Outcome::Transient("its batch ended without answers".into()), charge: None, mark_paid: None }
     }
+
+    /// The answers in the order of the steps: reserve, then charge and mark paid if answered.
+    pub(crate) fn answers(&self) -> Vec<&Outcome> {
+        std::iter::once(&self.reserve).chain(self.charge.as_ref()).chain(self.mark_paid.as_ref()).collect()
+    }
 }
 
 thread_local! {
@@ -48,15 +53,10 @@ thread_local! {
 }
 
 /// The saga's reserve, charge and mark paid, sent in a batch with the other checkouts of this
-/// instance, and with those of other instances too if `across_instances`
-/// ([`crate::shared_batch`]).
-pub async fn forward(plan: &Plan, across_instances: bool) -> Forward {
+/// instance.
+pub async fn forward(plan: &Plan) -> Forward {
     let batches = BATCHES.with(Rc::clone);
-    if across_instances {
-        crate::shared_batch::exchange(vec![plan.clone()]).await.pop().unwrap_or_else(Forward::abandoned)
-    } else {
-        batches.submit(plan.clone(), run, Forward::abandoned).await
-    }
+    batches.submit(plan.clone(), run, Forward::abandoned).await
 }
 
 /// Reserves for the whole batch, charges those reserved, marks paid the orders of those charged.

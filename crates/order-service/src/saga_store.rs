@@ -1,6 +1,7 @@
 //! The saga table in Redis: the I/O of `order_domain::redis_scripts`, plus the clock and lease
 //! the driver runs with.
 
+use crate::shared_batch::Ticket;
 use market_core::ApiError;
 use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RECORD_RETENTION_MS, RENEW};
 use order_domain::saga::{Clock, Fence, Plan, Record};
@@ -33,8 +34,9 @@ pub fn owner_token(prefix: &str) -> String {
 
 /// What `begin` found.
 pub enum Begun {
-    /// This request started the saga (attempt) from the order's plan copy and owns its lease.
-    Drive { plan: Plan },
+    /// This request started the saga (attempt) from the order's plan copy and owns its lease;
+    /// `leading` if it was queued with a ticket and took the lead of the shared batches.
+    Drive { plan: Plan, leading: bool },
     /// A saga of this order generation is running or has paid it: wait for it.
     Join { saga_id: String, record: Option<Record> },
     /// The order has no plan copy (unknown order, or a copy not written): read Postgres.
@@ -48,20 +50,23 @@ fn int_reply(reply: &[RedisResult]) -> i64 {
     }
 }
 
-/// Starts (or finds) the order's saga in one atomic step, from the order's plan copy.
-pub async fn begin(order_id: &str, owner: &str, now_ms: u64) -> Result<Begun, ApiError> {
+/// Starts (or finds) the order's saga in one atomic step, from the order's plan copy; a saga it
+/// starts is queued for the shared batches with `ticket`, if given.
+pub async fn begin(order_id: &str, owner: &str, now_ms: u64, ticket: Option<&Ticket>) -> Result<Begun, ApiError> {
     let tail = Record::running_tail_json(now_ms);
     let now = now_ms.to_string();
     let lease = LEASE_MS.to_string();
+    let [token, mailbox, leader_ms] = ticket.map(Ticket::begin_args).unwrap_or_default();
     // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
-    let reply = script_once(BEGIN, [order_id, &tail, &now, &lease, owner]).await?;
+    let reply = script_once(BEGIN, [order_id, &tail, &now, &lease, owner, &token, &mailbox, &leader_ms]).await?;
     let parts = reply_texts(&reply);
     let unexpected = || ApiError::Internal(format!("unexpected begin reply {parts:?}"));
     match (parts.first().map(String::as_str), parts.get(1), parts.get(2)) {
         (Some("nocopy"), _, _) => Ok(Begun::NoCopy),
-        (Some("drive"), Some(saga_id), Some(copy)) => {
-            Ok(Begun::Drive { plan: Plan::from_copy(saga_id, copy).ok_or_else(unexpected)? })
-        }
+        (Some("drive"), Some(saga_id), Some(copy)) => Ok(Begun::Drive {
+            plan: Plan::from_copy(saga_id, copy).ok_or_else(unexpected)?,
+            leading: parts.get(3).is_some_and(|l| l == "1"),
+        }),
         (Some("join"), Some(saga_id), record) => {
             Ok(Begun::Join { saga_id: saga_id.clone(), record: record.and_then(|r| Record::decode_for(saga_id, r)) })
         }

@@ -1,83 +1,102 @@
 //! Forward steps batched across instances. The host spreads checkouts over many instances (a
 //! burst of 128 connections made 83 order-service instances, about 1.5 checkouts each), so the
 //! batches one instance can form ([`crate::forward_batch`]) stay small exactly when the load is
-//! highest. Here each instance's batch (a *group*) joins a queue in Redis instead, and one
-//! checkout at a time, anywhere, leads: it takes every group queued, sends their steps as one
-//! batch, and leaves each group its answers. While a batch is in flight, the next one fills.
+//! highest. Here each saga joins a queue in Redis instead, and one checkout at a time, anywhere,
+//! leads: it takes every saga queued, sends their steps as one batch, and settles the others.
+//! While a batch is in flight, the next one fills.
 //!
-//! - Joining queues the group and takes the leader lock if it is free ([`FORWARD_JOIN`]), in one
-//!   round trip. The leader takes groups until its own is answered; its checkout goes on, and the
-//!   instance goes on leading in the background until the queue is empty, which lets go of the
-//!   lock ([`FORWARD_TAKE`]). A group queued while the lock is held is taken by that leader, one
-//!   queued after it was let go takes the lock itself: no group waits for a leader that left.
-//! - The leader pushes each group's answers to the mailbox of the instance that queued it
-//!   ([`FORWARD_PUT`]). Each instance has one listener that waits on its mailbox with `BLMPOP`
-//!   on a Redis connection of its own, and hands the answers to its waiting checkouts: nobody
-//!   polls.
-//! - Nothing here is truth. A leader that dies takes its groups' answers with it (its lock expires
-//!   after [`LEADER_MS`]): after [`GIVE_UP_MS`] without answers, a group's sagas retry their
-//!   steps on their own (the steps are idempotent per saga; a group still queued then may run
-//!   once more, harmlessly). If Redis cannot queue the group, the instance sends its batch itself.
+//! - A checkout takes a [`Ticket`] before its saga begins; `BEGIN` queues the saga with it and
+//!   takes the leader lock if it is free, in the same round trip as starting the saga. The
+//!   leader takes sagas until its own is answered; its checkout goes on, and the instance goes
+//!   on leading in the background until the queue is empty, which lets go of the lock
+//!   ([`FORWARD_TAKE`]). A saga queued while the lock is held is taken by that leader, one queued
+//!   after it was let go takes the lock itself: no saga waits for a leader that left.
+//! - For each saga the batch's answers decide (paid, or refused at its reserve:
+//!   [`Record::decided_by`]), the leader also ends the saga, in the step that pushes its answers
+//!   to the mailbox of the instance that queued it ([`FORWARD_SETTLE`]): its checkout answers as
+//!   soon as it reads them, with no round trip of its own. Each instance has one listener that
+//!   waits on its mailbox with `BLMPOP` on a Redis connection of its own, and hands the answers
+//!   to its waiting checkouts: nobody polls.
+//! - Nothing here is truth. A leader that dies takes its sagas' answers with it (its lock expires
+//!   after [`LEADER_MS`]): after [`GIVE_UP_MS`] without answers, a saga's checkout retries its
+//!   steps on its own (the steps are idempotent per saga; a saga still queued then may run once
+//!   more, harmlessly), and ends the saga itself. A settle for a checkout that lost its lease
+//!   ends nothing: the saga's new owner ends it.
 
 use crate::forward_batch::{self, Forward};
 use crate::saga_store::{WallClock, owner_token};
-use order_domain::redis_scripts::{FORWARD_JOIN, FORWARD_PUT, FORWARD_RELEASE, FORWARD_TAKE};
-use order_domain::saga::{Clock, Outcome, Plan};
+use order_domain::redis_scripts::{FORWARD_RELEASE, FORWARD_SETTLE, FORWARD_TAKE, RECORD_RETENTION_MS};
+use order_domain::saga::{Clock, Outcome, Plan, Record};
 use serde_json::{Value, json};
 use spin_kit::signal;
 use spin_kit::stores::{args, dedicated_redis_connection, reply_texts, script_once};
-use spin_sdk::redis::RedisResult;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The leader lock's life without renewal (each batch renews it).
-const LEADER_MS: u64 = 2_000;
-/// Most groups in one batch.
-const MAX_GROUPS: usize = 64;
+pub const LEADER_MS: u64 = 2_000;
+/// Most sagas in one batch.
+const MAX_SAGAS: usize = 64;
 /// How long answers wait in a mailbox for its listener.
 const RESULT_MS: u64 = 60_000;
-/// How long a group waits for its answers before its sagas retry their steps on their own.
+/// How long a saga waits for its answers before its checkout retries the steps on its own.
 pub const GIVE_UP_MS: u64 = 2_000;
 /// How long one `BLMPOP` of the listener blocks (then it checks for checkouts that gave up).
 const LISTEN_SECONDS: &str = "0.2";
 
-/// The forward steps of `plans` (a group), sent in a shared batch.
-pub async fn exchange(plans: Vec<Plan>) -> Vec<Forward> {
-    let mailbox = MAILBOX.with(Rc::clone);
-    let token = owner_token("fwd");
-    let entry = json!({ "g": token, "b": mailbox.id, "s": plans.iter().map(|p| json!([p.saga_id, p])).collect::<Vec<_>>() }).to_string();
-    // Waiting before joining: the answers may come before the join's reply does.
-    let (sender, mut receiver) = signal::pair();
-    let answer = Rc::new(RefCell::new(None));
-    mailbox.wait_for(&token, answer.clone(), sender);
-    let mut waiting = Waiting { mailbox: &mailbox, token: &token };
-    let leading = match call(FORWARD_JOIN, [token.as_str(), &entry, &LEADER_MS.to_string()]).await {
-        Some(reply) => matches!(reply.first(), Some(RedisResult::Int64(1))),
-        None => {
-            drop(waiting);
-            return forward_batch::run(plans).await;
-        }
-    };
-    if leading && let Some(answers) = lead(&token).await {
-        return answers;
+/// A checkout's place in the shared batches, taken before its saga begins: `BEGIN` queues the
+/// saga under its token ([`crate::saga_store::begin`]). Dropping it stops the wait.
+pub struct Ticket {
+    mailbox: Rc<Mailbox>,
+    token: String,
+    answer: Rc<RefCell<Option<String>>>,
+    wake: signal::Receiver,
+}
+
+/// A saga's forward steps as the batch answered them, and whether the batch also ended the saga
+/// (then its record is final, its lease gone).
+pub struct Answered {
+    pub forward: Forward,
+    pub settled: bool,
+}
+
+impl Ticket {
+    /// Starts waiting at once: the answers may come before `BEGIN`'s reply does.
+    pub fn new() -> Ticket {
+        let mailbox = MAILBOX.with(Rc::clone);
+        let token = owner_token("fwd");
+        let (sender, wake) = signal::pair();
+        let answer = Rc::new(RefCell::new(None));
+        mailbox.wait_for(&token, answer.clone(), sender);
+        Ticket { mailbox, token, answer, wake }
     }
-    mailbox.listen();
-    receiver.recv().await;
-    waiting.token = "";
-    let answer = answer.borrow_mut().take();
-    answer.and_then(|a| decode_answers(&a, plans.len())).unwrap_or_else(|| abandoned(plans.len()))
+
+    /// What `BEGIN` queues the saga with: the group token, the mailbox, the leader lock's life.
+    pub fn begin_args(&self) -> [String; 3] {
+        [self.token.clone(), self.mailbox.id.clone(), LEADER_MS.to_string()]
+    }
+
+    /// The answers of the saga queued with this ticket; `leading` if `BEGIN` made this checkout
+    /// the leader.
+    pub async fn answers(mut self, leading: bool) -> Answered {
+        if leading && let Some(forward) = lead(&self.token).await {
+            return Answered { forward, settled: false };
+        }
+        self.mailbox.listen();
+        self.wake.recv().await;
+        let message = self.answer.borrow_mut().take();
+        let decoded = message.as_deref().and_then(|m| {
+            let (settled, answers) = m.split_once('\n')?;
+            Some(Answered { forward: decode_answer(answers)?, settled: settled == "1" })
+        });
+        decoded.unwrap_or(Answered { forward: Forward::abandoned(), settled: false })
+    }
 }
 
-/// Stops waiting for a group's answers however its checkout ends.
-struct Waiting<'a> {
-    mailbox: &'a Mailbox,
-    token: &'a str,
-}
-
-impl Drop for Waiting<'_> {
+impl Drop for Ticket {
     fn drop(&mut self) {
-        self.mailbox.waiting.borrow_mut().remove(self.token);
+        self.mailbox.waiting.borrow_mut().remove(&self.token);
     }
 }
 
@@ -161,94 +180,109 @@ impl Mailbox {
     }
 }
 
-/// Leads batches until one answers the group `own` (its answers), or until the queue is empty
-/// or the lock is lost (`None`: the group's answers come from another leader).
-async fn lead(own: &str) -> Option<Vec<Forward>> {
+/// Leads batches until one answers the saga queued under `own` (its answers), or until the
+/// queue is empty or the lock is lost (`None`: its answers come from another leader).
+async fn lead(own: &str) -> Option<Forward> {
     loop {
-        let reply = call(FORWARD_TAKE, [own, &MAX_GROUPS.to_string(), &LEADER_MS.to_string()]).await?;
-        let groups: Vec<Group> = reply_texts(&reply).iter().filter_map(|e| decode_entry(e)).collect();
-        if groups.is_empty() {
+        let queued = take(own).await?;
+        if queued.is_empty() {
             return None;
         }
-        if let Some(mine) = answer(&groups, Some(own)).await {
+        if let Some(mine) = answer(queued, Some(own)).await {
             keep_leading(own.to_string());
             return Some(mine);
         }
     }
 }
 
-/// Goes on leading in the background once the leader's own group is answered (its checkout
+/// The next batch's sagas (empty: the queue was empty and the lock is let go); `None` if the
+/// lock is lost or Redis failed.
+async fn take(leader: &str) -> Option<Vec<Queued>> {
+    let reply = call(FORWARD_TAKE, [leader, &MAX_SAGAS.to_string(), &LEADER_MS.to_string()]).await?;
+    if matches!(reply.first(), Some(spin_sdk::redis::RedisResult::Nil)) {
+        return None;
+    }
+    Some(reply_texts(&reply).iter().filter_map(|e| Queued::decode(e)).collect())
+}
+
+/// Goes on leading in the background once the leader's own saga is answered (its checkout
 /// answers at once): takes batches until the queue is empty, which lets go of the lock. Counts
 /// as a request of the instance meanwhile, so the instance keeps its Postgres connection.
 fn keep_leading(token: String) {
     spin_sdk::wit_bindgen::spawn(async move {
         let _busy = spin_kit::stores::request_started();
         loop {
-            let Some(reply) = call(FORWARD_TAKE, [token.as_str(), &MAX_GROUPS.to_string(), &LEADER_MS.to_string()]).await else {
-                // Redis failed: let go (if Redis still holds the lock, it expires).
+            let Some(queued) = take(&token).await else {
+                // Lock lost, or Redis failed: let go (if Redis still holds the lock, it expires).
                 let _ = call(FORWARD_RELEASE, [token.as_str()]).await;
                 return;
             };
-            let groups: Vec<Group> = reply_texts(&reply).iter().filter_map(|e| decode_entry(e)).collect();
-            if groups.is_empty() {
+            if queued.is_empty() {
                 return;
             }
-            answer(&groups, None).await;
+            answer(queued, None).await;
         }
     });
 }
 
-/// A queued group: its token, its instance's mailbox and its sagas.
-struct Group {
+/// A queued saga: its group token, its instance's mailbox, its checkout's owner token, when its
+/// record was created, its plan (an entry of [`order_domain::redis_scripts::FORWARD_QUEUE`]).
+struct Queued {
     token: String,
     mailbox: String,
-    plans: Vec<Plan>,
+    owner: String,
+    created_ms: u64,
+    plan: Plan,
 }
 
-/// Sends one batch of `groups`; pushes every group's answers to its mailbox, except those of
-/// the group `own`, returned.
-async fn answer(groups: &[Group], own: Option<&str>) -> Option<Vec<Forward>> {
-    let plans: Vec<Plan> = groups.iter().flat_map(|g| g.plans.iter().cloned()).collect();
-    let mut answers = forward_batch::run(plans).await.into_iter();
-    let mut mine = None;
-    let mut others = vec![RESULT_MS.to_string()];
-    for group in groups {
-        let list: Vec<Forward> = answers.by_ref().take(group.plans.len()).collect();
-        if Some(group.token.as_str()) == own {
-            mine = Some(list);
-        } else {
-            others.push(group.mailbox.clone());
-            others.push(format!("{}\n{}", group.token, encode_answers(&list)));
-        }
+impl Queued {
+    fn decode(entry: &str) -> Option<Queued> {
+        let mut lines = entry.splitn(6, '\n');
+        let (token, mailbox, owner) = (lines.next()?, lines.next()?, lines.next()?);
+        let created_ms = lines.next()?.parse().ok()?;
+        let (saga_id, plan) = (lines.next()?, lines.next()?);
+        let plan = Plan::from_copy(saga_id, plan)?;
+        Some(Queued { token: token.into(), mailbox: mailbox.into(), owner: owner.into(), created_ms, plan })
     }
-    if others.len() > 1 {
+}
+
+/// Sends one batch of `queued` sagas; settles every saga but the one queued under `own`, whose
+/// answers are returned.
+async fn answer(queued: Vec<Queued>, own: Option<&str>) -> Option<Forward> {
+    let plans: Vec<Plan> = queued.iter().map(|q| q.plan.clone()).collect();
+    let answers = forward_batch::run(plans).await;
+    let now = WallClock.now_ms();
+    let mut mine = None;
+    let mut settle = vec![RESULT_MS.to_string(), now.to_string(), RECORD_RETENTION_MS.to_string()];
+    for (q, forward) in queued.into_iter().zip(answers) {
+        if Some(q.token.as_str()) == own {
+            mine = Some(forward);
+            continue;
+        }
+        let record = Record::decided_by(q.plan.clone(), q.created_ms, &forward.answers(), now, "checkout");
+        settle.extend([
+            q.mailbox,
+            q.token,
+            encode_answer(&forward),
+            q.plan.saga_id,
+            q.owner,
+            record.map(|r| r.encode()).unwrap_or_default(),
+        ]);
+    }
+    if settle.len() > 3 {
         // In the background: the leader takes its next batch (or answers its own checkout)
-        // meanwhile. Lost answers are not lost work: their groups give up and retry the steps.
+        // meanwhile. Lost answers are not lost work: their checkouts give up and retry the steps.
         spin_sdk::wit_bindgen::spawn(async move {
             let _busy = spin_kit::stores::request_started();
-            let _ = call(FORWARD_PUT, others.iter().map(String::as_str)).await;
+            let _ = call(FORWARD_SETTLE, settle.iter().map(String::as_str)).await;
         });
     }
     mine
 }
 
 /// Runs a script; `None` if Redis failed (the caller falls back, nothing is retried blindly).
-async fn call<'a>(script: &'a str, argv: impl IntoIterator<Item = &'a str>) -> Option<Vec<RedisResult>> {
+async fn call<'a>(script: &'a str, argv: impl IntoIterator<Item = &'a str>) -> Option<Vec<spin_sdk::redis::RedisResult>> {
     script_once(script, argv).await.ok()
-}
-
-fn abandoned(n: usize) -> Vec<Forward> {
-    (0..n).map(|_| Forward::abandoned()).collect()
-}
-
-fn decode_entry(entry: &str) -> Option<Group> {
-    let v: Value = serde_json::from_str(entry).ok()?;
-    let plans = v["s"]
-        .as_array()?
-        .iter()
-        .map(|pair| Plan::from_copy(pair[0].as_str()?, &pair[1].to_string()))
-        .collect::<Option<Vec<_>>>()?;
-    Some(Group { token: v["g"].as_str()?.to_string(), mailbox: v["b"].as_str()?.to_string(), plans })
 }
 
 fn encode_outcome(outcome: &Outcome) -> Value {
@@ -274,26 +308,13 @@ fn decode_outcome(v: &Value) -> Option<Outcome> {
     })
 }
 
-fn encode_answers(group: &[Forward]) -> String {
-    let list: Vec<Value> = group
-        .iter()
-        .map(|f| {
-            json!([
-                encode_outcome(&f.reserve),
-                f.charge.as_ref().map(encode_outcome),
-                f.mark_paid.as_ref().map(encode_outcome),
-            ])
-        })
-        .collect();
-    Value::Array(list).to_string()
+fn encode_answer(f: &Forward) -> String {
+    json!([encode_outcome(&f.reserve), f.charge.as_ref().map(encode_outcome), f.mark_paid.as_ref().map(encode_outcome)]).to_string()
 }
 
-fn decode_answers(json: &str, n: usize) -> Option<Vec<Forward>> {
-    let v: Value = serde_json::from_str(json).ok()?;
-    let list = v.as_array().filter(|l| l.len() == n)?;
-    list.iter()
-        .map(|f| Some(Forward { reserve: decode_outcome(&f[0])?, charge: decode_outcome(&f[1]), mark_paid: decode_outcome(&f[2]) }))
-        .collect()
+fn decode_answer(json: &str) -> Option<Forward> {
+    let f: Value = serde_json::from_str(json).ok()?;
+    Some(Forward { reserve: decode_outcome(&f[0])?, charge: decode_outcome(&f[1]), mark_paid: decode_outcome(&f[2]) })
 }
 
 #[cfg(test)]
@@ -302,15 +323,25 @@ mod tests {
 
     #[test]
     fn answers_survive_the_round_trip() {
-        let group = vec![
+        let list = [
             Forward { reserve: Outcome::Done, charge: Some(Outcome::Done), mark_paid: Some(Outcome::Refused("order changed".into())) },
             Forward { reserve: Outcome::Refused("out of stock".into()), charge: None, mark_paid: None },
             Forward { reserve: Outcome::Done, charge: Some(Outcome::Transient("timeout".into())), mark_paid: None },
         ];
-        let back = decode_answers(&encode_answers(&group), 3).unwrap();
-        for (a, b) in group.iter().zip(&back) {
+        for a in &list {
+            let b = decode_answer(&encode_answer(a)).unwrap();
             assert_eq!((&a.reserve, &a.charge, &a.mark_paid), (&b.reserve, &b.charge, &b.mark_paid));
         }
-        assert!(decode_answers(&encode_answers(&group), 2).is_none(), "a count that does not match is refused");
+        assert!(decode_answer("[null]").is_none(), "a reserve is always answered");
+    }
+
+    #[test]
+    fn queue_entries_decode_as_begin_writes_them() {
+        let plan = r#"{"order_id":"o-1","generation":2,"user_id":"u","items":[["a",1]],"total":3}"#;
+        let entry = ["fwd-1", "box-2", "checkout-3", "1700", "o-1.2.0", plan].join("\n");
+        let q = Queued::decode(&entry).expect("an entry");
+        assert_eq!((q.token.as_str(), q.mailbox.as_str(), q.owner.as_str(), q.created_ms), ("fwd-1", "box-2", "checkout-3", 1700));
+        assert_eq!((q.plan.saga_id.as_str(), q.plan.attempt, q.plan.total), ("o-1.2.0", 0, 3));
+        assert!(Queued::decode("fwd-1\nbox-2").is_none());
     }
 }

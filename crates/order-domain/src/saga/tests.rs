@@ -432,3 +432,55 @@ fn begin_composes_from_the_plan_copy_exactly_the_record_a_new_saga_has() {
     assert_eq!(decoded, Record::new(expected_plan, 42));
     assert!(composed.contains("\"state\":\"running\""), "{composed}");
 }
+
+/// Answers a saga's steps from a list, in order; anything past it fails transiently.
+struct Scripted(RefCell<Vec<Outcome>>);
+
+impl Participants for Scripted {
+    async fn run(&self, _step: Step, _plan: &Plan) -> Outcome {
+        let mut left = self.0.borrow_mut();
+        if left.is_empty() { Outcome::Transient("not scripted".into()) } else { left.remove(0) }
+    }
+}
+
+#[test]
+fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
+    let kinds = [Outcome::Done, Outcome::Refused("no".into()), Outcome::Transient("lost".into())];
+    let mut lists: Vec<Vec<Outcome>> = vec![vec![]];
+    for len in 1..=3 {
+        for n in 0..3usize.pow(len) {
+            lists.push((0..len).map(|i| kinds[n / 3usize.pow(i) % 3].clone()).collect());
+        }
+    }
+    let p = plan("o", "u", &[("a", 1)], 1);
+    let mut settled = 0;
+    for answers in &lists {
+        let refs: Vec<&Outcome> = answers.iter().collect();
+        let decided = Record::decided_by(p.clone(), 5, &refs, 9, "test");
+        let report = run(&Scripted(RefCell::new(answers.clone())), &p, &no_retries());
+        let used_only_the_answers = report.events.len() <= answers.len();
+        match decided {
+            Some(record) => {
+                settled += 1;
+                let DriveResult::Final { state, reason } = &report.result else { panic!("{answers:?}: drive did not end") };
+                assert!(used_only_the_answers, "{answers:?}");
+                assert_eq!((&record.state, &record.reason), (state, reason), "{answers:?}");
+                let steps = |events: &[Event]| events.iter().map(|e| (e.step, e.outcome.clone())).collect::<Vec<_>>();
+                assert_eq!(steps(&record.history), steps(&report.events), "{answers:?}");
+                assert_eq!((record.created_ms, record.updated_ms, record.drives), (5, 9, 1));
+            }
+            None => {
+                let compensated = report.events.iter().any(|e| matches!(e.step, Step::RefundPayment | Step::ReleaseStock));
+                let ended_alone = matches!(report.result, DriveResult::Final { .. }) && used_only_the_answers;
+                assert!(compensated || !ended_alone, "{answers:?}: drive ended on these answers, yet not decided");
+            }
+        }
+    }
+    let decided = |answers: &[Outcome]| Record::decided_by(p.clone(), 0, &answers.iter().collect::<Vec<_>>(), 0, "t").map(|r| r.state);
+    assert_eq!(decided(&[Outcome::Done, Outcome::Done, Outcome::Done]), Some(State::Paid));
+    assert_eq!(decided(&[Outcome::Refused("out of stock".into())]), Some(State::Failed));
+    assert_eq!(decided(&[Outcome::Done, Outcome::Refused("out of credit".into())]), None, "needs a release");
+    assert_eq!(decided(&[Outcome::Done, Outcome::Done]), None, "mark paid not answered");
+    // Refused at reserve (whatever was listed after it: 1 + 3 + 9 lists), or done, done, done.
+    assert_eq!(settled, 1 + 3 + 9 + 1);
+}
