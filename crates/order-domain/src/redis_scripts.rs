@@ -29,11 +29,11 @@
 
 /// ARGV: order id, the JSON of a running record without its plan
 /// ([`Record::running_tail_json`](crate::saga::Record::running_tail_json)), now ms, lease ms,
-/// owner token, then group token, mailbox and leader lock ms (group token `""`: do not queue).
+/// owner token, then ticket token, mailbox and leader lock ms (ticket token `""`: do not queue).
 /// Starts the saga from the order's plan copy. Returns `["drive", saga id, plan, leading]` when
 /// this call started a saga that the caller now owns, `["join", saga id, record]` when a saga of
 /// this order generation is running or has paid it, or `["nocopy"]` when there is no plan copy.
-/// With a group token, a saga it starts is also queued for the next shared batch of forward
+/// With a ticket token, a saga it starts is also queued for the next shared batch of forward
 /// steps, in the same step ([`FORWARD_TAKE`] says what an entry holds), and `leading` is `"1"` if
 /// the caller took the free leader lock `orders:fwd:leader` (it leads the batches), else `"0"`.
 /// A failed saga is followed by a new attempt; a saga whose record was lost is re-driven
@@ -184,7 +184,7 @@ end
 return out
 "#;
 
-/// The queue of sagas waiting for a shared batch of forward steps. An entry is the lines: group
+/// The queue of sagas waiting for a shared batch of forward steps. An entry is the lines: ticket
 /// token, mailbox, owner token, created ms, saga id, plan JSON (queued by [`BEGIN`]).
 pub const FORWARD_QUEUE: &str = "orders:fwd:queue";
 
@@ -204,10 +204,10 @@ redis.call('PEXPIRE', 'orders:fwd:leader', ARGV[3])
 return entries
 "#;
 
-/// ARGV: result ms, now ms, retention ms, then per group: mailbox, group token, answers, saga id,
+/// ARGV: result ms, now ms, retention ms, then per saga: mailbox, ticket token, answers, saga id,
 /// owner token, final record JSON (`""` if the answers do not decide the saga). Ends each decided
 /// saga as [`FINISH`] does (if its checkout still owns the lease), then pushes
-/// `token \n settled \n answers` to the group's mailbox, `orders:fwd:box:<mailbox>` (kept that
+/// `token \n settled \n answers` to its checkout's mailbox, `orders:fwd:box:<mailbox>` (kept that
 /// long), where `settled` is `1` if this ended the saga, else `0`: its checkout answers at once.
 pub const FORWARD_SETTLE: &str = concat!(
     finish_function!(),

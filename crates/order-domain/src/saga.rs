@@ -171,7 +171,7 @@ impl Record {
     /// far as they went) decide it with no further call: paid, or refused at its reserve. It is
     /// the record [`drive`] would end with on those answers, except for its times. `None` when
     /// the saga needs more: a retry, or a compensation.
-    pub fn decided_by(plan: Plan, created_ms: u64, answers: &[&Outcome], now_ms: u64, by: &str) -> Option<Record> {
+    pub fn decided_by(plan: &Plan, created_ms: u64, answers: &[&Outcome], now_ms: u64, by: &str) -> Option<Record> {
         let mut events = Vec::new();
         let mut step = Step::ReserveStock;
         for outcome in answers {
@@ -179,7 +179,7 @@ impl Record {
             match next(step, outcome, None) {
                 Next::Do { step: forward, reason: None } => step = forward,
                 Next::Finish { state, reason } => {
-                    let mut record = Record::new(plan, created_ms);
+                    let mut record = Record::new(plan.clone(), created_ms);
                     record.apply(&DriveReport { result: DriveResult::Final { state, reason }, events }, now_ms);
                     return Some(record);
                 }

@@ -3,13 +3,13 @@
 //! The request drives its own saga inline (the fast path: no waiting for a worker), holding the
 //! saga's lease, with its reserve, charge and mark paid sent in one batch with those of every
 //! checkout in flight, in any instance ([`crate::shared_batch`]); the batch ends the sagas its
-//! answers decide, so such a checkout makes one round trip to Redis of its own (`BEGIN`). The component variable
-//! `checkout_mode` selects the others, kept to measure the difference: `"instance"` batches only
-//! with the checkouts of its instance ([`crate::forward_batch`]), `"inline"` sends each saga's
-//! steps on their own, `"worker"` hands every new saga to the worker at once and waits. If a
-//! participant keeps failing, it hands the saga to the
-//! worker (due again after a back-off) and waits for the outcome. A checkout of an order whose
-//! saga is already running waits for that saga. The response is only given once the outcome
+//! answers decide, so such a checkout makes one round trip to Redis of its own (`BEGIN`). The
+//! component variable `checkout_mode` selects the others, kept to measure the difference:
+//! `"instance"` batches only with the checkouts of its instance ([`crate::forward_batch`]),
+//! `"inline"` sends each saga's steps on their own, `"worker"` hands every new saga to the
+//! worker at once and waits. If a participant keeps failing, it hands the saga to the worker
+//! (due again after a back-off) and waits for the outcome. A checkout of an order whose saga is
+//! already running waits for that saga. The response is only given once the outcome
 //! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
 //! see the status endpoint) — never a guess.
 
@@ -36,12 +36,11 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let clock = WallClock;
     let started = clock.now_ms();
     let owner = owner_token("checkout");
-    let mode = spin_kit::vars::get("checkout_mode").await.unwrap_or_default();
-    let shared = !matches!(mode.as_str(), "instance" | "inline" | "worker");
+    let mode = Mode::parse(&spin_kit::vars::get("checkout_mode").await.unwrap_or_default());
     // Whether this request already read the order from Postgres and refreshed its plan copy.
     let mut refreshed = false;
     loop {
-        let ticket = shared.then(Ticket::new);
+        let ticket = (mode == Mode::Shared).then(Ticket::new);
         let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), ticket.as_ref()).await? {
             Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
             Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
@@ -60,7 +59,7 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         };
         let now = clock.now_ms();
         let mut record = Record::new(plan.clone(), now);
-        if mode == "worker" {
+        if mode == Mode::Worker {
             saga_store::finish(&record, &owner, false, now, now).await?;
             saga_store::ring_doorbell().await;
             return wait_for(order_id, &plan.saga_id, started).await;
@@ -75,7 +74,7 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
                 settled = answered.settled;
                 drive(&plan, &Prefetched::new(answered.forward), &clock, &lease, &inline_policy(), "checkout").await
             }
-            None if mode == "inline" => drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await,
+            None if mode == Mode::Inline => drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await,
             None => {
                 let batched = Prefetched::new(forward_batch::forward(&plan).await);
                 drive(&plan, &batched, &clock, &lease, &inline_policy(), "checkout").await
@@ -107,6 +106,27 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         }
         // Someone else (the worker) owns the saga now: wait for its outcome.
         return wait_for(order_id, &plan.saga_id, started).await;
+    }
+}
+
+/// How a checkout drives its saga: the component variable `checkout_mode` (see the module doc).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The default: forward steps in the batches shared by every instance.
+    Shared,
+    Instance,
+    Inline,
+    Worker,
+}
+
+impl Mode {
+    fn parse(value: &str) -> Mode {
+        match value {
+            "instance" => Mode::Instance,
+            "inline" => Mode::Inline,
+            "worker" => Mode::Worker,
+            _ => Mode::Shared,
+        }
     }
 }
 

@@ -77,7 +77,7 @@ impl Ticket {
         Ticket { mailbox, token, answer, wake }
     }
 
-    /// What `BEGIN` queues the saga with: the group token, the mailbox, the leader lock's life.
+    /// What `BEGIN` queues the saga with: its token, the mailbox, the leader lock's life.
     pub fn begin_args(&self) -> [String; 3] {
         [self.token.clone(), self.mailbox.id.clone(), LEADER_MS.to_string()]
     }
@@ -109,7 +109,7 @@ thread_local! {
     static MAILBOX: Rc<Mailbox> = Rc::new(Mailbox { id: owner_token("box"), waiting: RefCell::default(), listening: Cell::new(false) });
 }
 
-/// One instance's mailbox: the groups of its checkouts waiting for answers.
+/// One instance's mailbox: its checkouts waiting for answers, by ticket token.
 struct Mailbox {
     id: String,
     waiting: RefCell<HashMap<String, Waiter>>,
@@ -230,7 +230,7 @@ fn keep_leading(token: String) {
     });
 }
 
-/// A queued saga: its group token, its instance's mailbox, its checkout's owner token, when its
+/// A queued saga: its ticket token, its instance's mailbox, its checkout's owner token, when its
 /// record was created, its plan (an entry of [`order_domain::redis_scripts::FORWARD_QUEUE`]).
 struct Queued {
     token: String,
@@ -264,7 +264,7 @@ async fn answer(queued: Vec<Queued>, own: Option<&str>) -> Option<Forward> {
             mine = Some(forward);
             continue;
         }
-        let record = Record::decided_by(q.plan.clone(), q.created_ms, &forward.answers(), now, "checkout");
+        let record = Record::decided_by(&q.plan, q.created_ms, &forward.answers(), now, "checkout");
         settle.extend([
             q.mailbox,
             q.token,

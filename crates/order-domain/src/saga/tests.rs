@@ -456,7 +456,7 @@ fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
     let mut settled = 0;
     for answers in &lists {
         let refs: Vec<&Outcome> = answers.iter().collect();
-        let decided = Record::decided_by(p.clone(), 5, &refs, 9, "test");
+        let decided = Record::decided_by(&p, 5, &refs, 9, "test");
         let report = run(&Scripted(RefCell::new(answers.clone())), &p, &no_retries());
         let used_only_the_answers = report.events.len() <= answers.len();
         match decided {
@@ -476,7 +476,7 @@ fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
             }
         }
     }
-    let decided = |answers: &[Outcome]| Record::decided_by(p.clone(), 0, &answers.iter().collect::<Vec<_>>(), 0, "t").map(|r| r.state);
+    let decided = |answers: &[Outcome]| Record::decided_by(&p, 0, &answers.iter().collect::<Vec<_>>(), 0, "t").map(|r| r.state);
     assert_eq!(decided(&[Outcome::Done, Outcome::Done, Outcome::Done]), Some(State::Paid));
     assert_eq!(decided(&[Outcome::Refused("out of stock".into())]), Some(State::Failed));
     assert_eq!(decided(&[Outcome::Done, Outcome::Refused("out of credit".into())]), None, "needs a release");
