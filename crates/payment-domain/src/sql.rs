@@ -35,7 +35,7 @@ pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
 /// `$1` saga id, `$2` user id, `$3` amount → outcome (see `saga::ChargeOutcome`).
 pub const CHARGE: &str = "SELECT payment.charge($1, $2, $3) AS outcome";
 
-/// `$1` saga ids, `$2` user ids, `$3` amounts (migration 0006) → one row per saga, in order:
+/// `$1` saga ids, `$2` user ids, `$3` amounts (migrations 0006, 0007) → one row per saga, in order:
 /// `o_saga`, `o_outcome` (as [`CHARGE`]'s).
 pub const CHARGE_MANY: &str = "SELECT o_saga, o_outcome FROM payment.charge_many($1, $2, $3)";
 

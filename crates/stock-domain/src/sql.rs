@@ -39,7 +39,7 @@ pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
 /// 0005; [`crate::reservation::ReserveRequest::columns`] builds the arrays).
 pub const RESERVE: &str = "SELECT stock.reserve($1, $2, $3) AS outcome";
 
-/// `$1` saga ids, `$2` line counts, `$3` items, `$4` quantities (see migration 0006;
+/// `$1` saga ids, `$2` line counts, `$3` items, `$4` quantities (see migrations 0006, 0007;
 /// [`crate::reservation::ReserveManyRequest::columns`] builds them) → one row per saga, in order:
 /// `o_saga`, `o_outcome` (as [`RESERVE`]'s).
 pub const RESERVE_MANY: &str = "SELECT o_saga, o_outcome FROM stock.reserve_many($1, $2, $3, $4)";

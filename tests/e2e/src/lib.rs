@@ -228,6 +228,19 @@ pub fn stores(args: &[&str]) {
     assert!(status.success(), "infra/stores {args:?} failed");
 }
 
+/// Runs one SQL statement as the stores' superuser (`infra/stores psql -Atc`) and returns its
+/// rows, one line each, columns separated by `|`; panics if it fails. For the services' batch
+/// functions, which only other services reach (through private endpoints).
+pub fn sql(statement: &str) -> Vec<String> {
+    let out = Command::new(repo_root().join("infra/stores"))
+        .args(["psql", "-v", "ON_ERROR_STOP=1", "-Atc", statement])
+        .output()
+        .expect("infra/stores runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{statement}\nfailed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout.lines().map(str::to_string).collect()
+}
+
 impl App {
     /// Sends a POST with an `Idempotency-Key` header.
     pub fn post_with_key(&self, path: &str, key: &str) -> Reply {
