@@ -99,11 +99,16 @@ fn reserve_one_by_one(items: &[(String, &str)], prefix: &str) -> Vec<String> {
         .collect()
 }
 
-fn reservations(prefix: &str) -> Vec<String> {
+/// The ledger rows of the sagas named `prefix-*` in `table`: `name state detail`, by name.
+fn ledger_rows(table: &str, detail: &str, prefix: &str) -> Vec<String> {
     sql(&format!(
-        "SELECT substr(saga_id, length('{prefix}-') + 1) || ' ' || state || ' ' || coalesce(reason, '') \
-         FROM stock.reservations WHERE saga_id LIKE '{prefix}-%' ORDER BY saga_id"
+        "SELECT substr(saga_id, length('{prefix}-') + 1) || ' ' || state || ' ' || {detail} \
+         FROM {table} WHERE saga_id LIKE '{prefix}-%' ORDER BY saga_id"
     ))
+}
+
+fn reservations(prefix: &str) -> Vec<String> {
+    ledger_rows("stock.reservations", "coalesce(reason, '')", prefix)
 }
 
 #[test]
@@ -203,10 +208,7 @@ fn charge_one_by_one(users: &[(String, &str)], prefix: &str) -> Vec<String> {
 }
 
 fn charges(prefix: &str) -> Vec<String> {
-    sql(&format!(
-        "SELECT substr(saga_id, length('{prefix}-') + 1) || ' ' || state || ' ' || amount \
-         FROM payment.charges WHERE saga_id LIKE '{prefix}-%' ORDER BY saga_id"
-    ))
+    ledger_rows("payment.charges", "amount", prefix)
 }
 
 #[test]
