@@ -56,15 +56,6 @@ BEGIN
        OR lines <> (SELECT coalesce(sum(c), 0) FROM unnest(p_line_counts) AS c) THEN
         RAISE EXCEPTION 'stock.reserve_many: line counts, items and quantities do not match';
     END IF;
-    FOR i IN 1 .. sagas LOOP
-        FOR k IN first + 1 .. first + p_line_counts[i] - 1 LOOP
-            IF p_items[k] COLLATE "C" <= p_items[k - 1] COLLATE "C" THEN
-                RAISE EXCEPTION 'stock.reserve: items must be distinct and ascending (% after %)', p_items[k], p_items[k - 1];
-            END IF;
-        END LOOP;
-        first := first + p_line_counts[i];
-    END LOOP;
-
     FOR item IN SELECT item_id, stock FROM stock.items WHERE item_id = ANY (p_items)
                 ORDER BY item_id COLLATE "C" FOR UPDATE LOOP
         ids := ids || item.item_id;
@@ -83,7 +74,6 @@ BEGIN
     )
     SELECT coalesce(array_agg(saga_id), '{}') INTO claimed FROM inserted;
 
-    first := 1;
     FOR i IN 1 .. sagas LOOP
         n := p_line_counts[i];
         o_saga := p_sagas[i];
@@ -94,6 +84,9 @@ BEGIN
         ELSIF o_saga = ANY (claimed) THEN
             short := NULL;
             FOR k IN first .. first + n - 1 LOOP
+                IF k > first AND p_items[k] COLLATE "C" <= p_items[k - 1] COLLATE "C" THEN
+                    RAISE EXCEPTION 'stock.reserve: items must be distinct and ascending (% after %)', p_items[k], p_items[k - 1];
+                END IF;
                 pos := array_position(ids, p_items[k]);
                 IF pos IS NULL THEN
                     short := 'unknown item: ' || p_items[k];

@@ -23,9 +23,9 @@ fn numbers(values: &[i64]) -> String {
     format!("ARRAY[{}]::bigint[]", listed.join(","))
 }
 
-/// Replaces each id by its label, so answers about twin rows compare equal.
-fn labelled(text: &str, labels: &[(&str, &str)]) -> String {
-    labels.iter().fold(text.to_string(), |t, (id, label)| t.replace(id, label))
+/// Replaces each id of `items` by its label, so answers about twin rows compare equal.
+fn labelled(text: &str, items: &[(String, &str)]) -> String {
+    items.iter().fold(text.to_string(), |t, (id, label)| t.replace(id.as_str(), label))
 }
 
 /// A saga of the reserve scenario: its name and its lines (item label, quantity), in the
@@ -81,20 +81,18 @@ fn reserve_as_batch(items: &[(String, &str)], prefix: &str) -> Vec<String> {
         texts(&ids),
         numbers(&quantities)
     ));
-    let labels: Vec<(&str, &str)> = items.iter().map(|(id, l)| (id.as_str(), *l)).collect();
-    rows.iter().map(|r| labelled(&r.replacen(&format!("{prefix}-"), "", 1), &labels)).collect()
+    rows.iter().map(|r| labelled(&r.replacen(&format!("{prefix}-"), "", 1), items)).collect()
 }
 
 /// Runs the scenario through the single-saga function, one saga after the other.
 fn reserve_one_by_one(items: &[(String, &str)], prefix: &str) -> Vec<String> {
-    let labels: Vec<(&str, &str)> = items.iter().map(|(id, l)| (id.as_str(), *l)).collect();
     reserve_scenario()
         .iter()
         .map(|(name, lines)| {
             let ids: Vec<&str> = lines.iter().map(|(l, _)| id_of(items, l)).collect();
             let quantities: Vec<i64> = lines.iter().map(|(_, q)| *q).collect();
             let outcome = sql(&format!("SELECT stock.reserve('{prefix}-{name}', {}, {})", texts(&ids), numbers(&quantities)));
-            format!("{name}={}", labelled(&outcome[0], &labels))
+            format!("{name}={}", labelled(&outcome[0], items))
         })
         .collect()
 }
@@ -107,8 +105,9 @@ fn ledger_rows(table: &str, detail: &str, prefix: &str) -> Vec<String> {
     ))
 }
 
-fn reservations(prefix: &str) -> Vec<String> {
-    ledger_rows("stock.reservations", "coalesce(reason, '')", prefix)
+/// The reservations of the sagas named `prefix-*`, items as labels.
+fn reservations(items: &[(String, &str)], prefix: &str) -> Vec<String> {
+    ledger_rows("stock.reservations", "coalesce(reason, '')", prefix).iter().map(|r| labelled(r, items)).collect()
 }
 
 #[test]
@@ -132,19 +131,11 @@ fn reserve_many_answers_each_saga_as_reserve_would_in_turn() {
     assert_eq!(batch, expected);
     assert_eq!(reserve_one_by_one(&single_items, &single_prefix), batch, "a batch answers as single calls in turn");
 
-    let labels = |items: &[(String, &str)]| -> Vec<(String, String)> {
-        items.iter().map(|(id, l)| (id.clone(), l.to_string())).collect()
-    };
-    let ledger = |items: &[(String, &str)], prefix: &str| -> Vec<String> {
-        let l = labels(items);
-        let refs: Vec<(&str, &str)> = l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        reservations(prefix).iter().map(|r| labelled(r, &refs)).collect()
-    };
     assert_eq!(
-        ledger(&batch_items, &batch_prefix),
+        reservations(&batch_items, &batch_prefix),
         ["s1 reserved ", "s2 refused out of stock: B", "s3 reserved ", "s4 refused unknown item: U", "s5 refused out of stock: A", "s6 reserved "]
     );
-    assert_eq!(ledger(&single_items, &single_prefix), ledger(&batch_items, &batch_prefix));
+    assert_eq!(reservations(&single_items, &single_prefix), reservations(&batch_items, &batch_prefix));
     for items in [&batch_items, &single_items] {
         assert_eq!((stock(id_of(items, "A")), stock(id_of(items, "B"))), (0, 0), "3 - 2 - 1 of A, 1 - 1 of B");
     }
