@@ -229,6 +229,9 @@ if redis.call('GET', 'orders:fwd:leader') == ARGV[1] then redis.call('DEL', 'ord
 return 1
 "#;
 
+/// The running sagas, scored by when they are due (ms).
+pub const ACTIVE_SAGAS: &str = "orders:sagas:active";
+
 /// The channel that wakes the worker at once.
 pub const DOORBELL: &str = "orders:doorbell";
 

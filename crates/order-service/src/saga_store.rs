@@ -5,7 +5,7 @@ use crate::shared_batch::Ticket;
 use market_core::ApiError;
 use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RECORD_RETENTION_MS, RENEW};
 use order_domain::saga::{Clock, Fence, Plan, Record};
-use spin_kit::stores::{redis_idempotent, reply_texts, script_idempotent, script_once};
+use spin_kit::stores::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -119,6 +119,19 @@ pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<Record>
             _ => None,
         })
         .collect())
+}
+
+/// Whether any running saga is due now (its lease expired or its retry time come).
+pub async fn any_due(now_ms: u64) -> Result<bool, ApiError> {
+    let now = now_ms.to_string();
+    let reply = redis_idempotent(|conn| {
+        let now = now.clone();
+        async move {
+            conn.execute("ZRANGEBYSCORE", &args([scripts::ACTIVE_SAGAS, "-inf", now.as_str(), "LIMIT", "0", "1"])).await
+        }
+    })
+    .await?;
+    Ok(!reply.is_empty())
 }
 
 /// Rings the worker.

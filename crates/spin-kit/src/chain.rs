@@ -55,6 +55,13 @@ pub async fn call(method: http::Method, url: &str, body: String) -> Result<Answe
         .header(http::header::CONTENT_LENGTH, body.len())
         .body(body)
         .map_err(|e| format!("bad request to {url}: {e}"))?;
+    send(request).await
+}
+
+/// Sends `request` (to another component, or to any allowed outbound host) and reads the whole
+/// answer. `Err` when no response came.
+pub async fn send(request: http::Request<String>) -> Result<Answer, String> {
+    let url = request.uri().to_string();
     let response = spin_sdk::http::send(request).await.map_err(|e| format!("{url}: {e:?}"))?;
     let status = response.status().as_u16();
     let body = response.into_body().bytes().await.map_err(|e| format!("{url}: reading the body: {e:?}"))?;

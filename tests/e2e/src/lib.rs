@@ -17,13 +17,18 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::{Value, json};
 
-/// A running app and an HTTP client for it.
+/// A running app and an HTTP client for it: the HTTP components in one process
+/// (`infra/serve-http`), the saga worker in another under its supervisor (`infra/saga-worker`),
+/// as `./dev up` and a deployment run them.
 pub struct App {
     pub base: String,
     agent: ureq::Agent,
     log: PathBuf,
     launch: Launch,
     pid: Mutex<u32>,
+    /// The saga worker's supervisor, and its output (the worker's included).
+    worker_log: PathBuf,
+    worker_supervisor: u32,
 }
 
 /// How the app was started, to start it again.
@@ -31,6 +36,8 @@ pub struct App {
 struct Launch {
     program: PathBuf,
     args: Vec<String>,
+    /// Environment set for the app on top of the test's (e.g. `SPIN_VARIABLE_*` overrides).
+    env: Vec<(String, String)>,
     dir: PathBuf,
     runner: &'static str,
 }
@@ -41,6 +48,8 @@ pub struct Reply {
     pub status: u16,
     pub content_length: Option<usize>,
     pub body: String,
+    /// The response headers (names in lower case), in order.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -52,6 +61,26 @@ impl Reply {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// The first value of the response header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a `ureq` response whole.
+fn read_reply(mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+    let status = resp.status().as_u16();
+    let content_length =
+        resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let mut body = String::new();
+    resp.body_mut().as_reader().read_to_string(&mut body).map_err(ureq::Error::Io)?;
+    Ok(Reply { status, content_length, body, headers })
 }
 
 /// The repository's root folder.
@@ -79,37 +108,73 @@ impl App {
 
     /// Starts the app with extra `spin up` flags (e.g. `--max-instance-reuse-count 1`).
     pub fn start_with(extra_args: &[&str]) -> App {
+        App::launch(extra_args, &[])
+    }
+
+    /// Starts the app with extra environment variables, such as `SPIN_VARIABLE_<NAME>` overrides
+    /// of application variables (e.g. a store address that does not answer).
+    pub fn start_with_env(env: &[(&str, &str)]) -> App {
+        App::launch(&[], env)
+    }
+
+    fn launch(extra_args: &[&str], env: &[(&str, &str)]) -> App {
         let root = repo_root();
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let (program, runner) = if use_spin() {
+        let (runner_program, runner) = if use_spin() {
             (PathBuf::from("spin"), "spin")
         } else {
             let host = root.join("target/release/spin-test-host");
             assert!(host.exists(), "{} is missing: build it with `cargo build --release -p spin-test-host` (or run ./dev test)", host.display());
             (host, "host")
         };
+        let runner_program = runner_program.to_string_lossy().into_owned();
         let wasm = root.join("target/wasm32-wasip2/release/stock_find.wasm");
         assert!(wasm.exists(), "the Wasm components are not built: run ./dev build");
         let log_dir = root.join("target/e2e-logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let log = log_dir.join(format!("app-{port}.log"));
-        let mut args: Vec<String> = ["up", "--from", "spin.toml", "--runtime-config-file", "runtime-config.toml", "--listen", &listen]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let worker_log = log_dir.join(format!("app-{port}-worker.log"));
+        let mut args: Vec<String> =
+            ["--runner", &runner_program, "--listen", &listen].iter().map(|s| s.to_string()).collect();
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let launch = Launch { program, args, dir: root, runner };
+        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let launch = Launch { program: root.join("infra/serve-http"), args, env: env.clone(), dir: root.clone(), runner };
         let pid = spawn_tied_to_this_process(&launch, &log);
+        env.push(("SPIN_VARIABLE_APP_HTTP_HOST".into(), listen.clone()));
+        let worker = Launch {
+            program: root.join("infra/saga-worker"),
+            args: vec!["--runner".into(), runner_program],
+            env,
+            dir: root,
+            runner,
+        };
+        let worker_supervisor = spawn_tied_to_this_process(&worker, &worker_log);
 
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .into();
-        let app = App { base: format!("http://{listen}"), agent, log, launch, pid: Mutex::new(pid) };
+        let app =
+            App { base: format!("http://{listen}"), agent, log, launch, pid: Mutex::new(pid), worker_log, worker_supervisor };
         app.wait_until_ready(runner);
         app
+    }
+
+    /// The saga worker's supervisor's output so far (the worker's own output included).
+    pub fn worker_log_text(&self) -> String {
+        std::fs::read_to_string(&self.worker_log).unwrap_or_default()
+    }
+
+    /// Whether the process serving HTTP is still running (not ended, not a zombie).
+    pub fn http_process_alive(&self) -> bool {
+        process_alive(*self.pid.lock().expect("pid"))
+    }
+
+    /// Whether the saga worker's supervisor is still running.
+    pub fn worker_supervisor_alive(&self) -> bool {
+        process_alive(self.worker_supervisor)
     }
 
     /// Kills the app with SIGKILL (no chance to clean up), as a crash would.
@@ -132,7 +197,8 @@ impl App {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(r) = self.try_request("GET", "/stock/find/readiness-probe") {
-                if r.status == 404 || r.status == 200 {
+                // 503: the app answers, but (as a test may want) without a store.
+                if r.status == 404 || r.status == 200 || r.status == 503 {
                     return;
                 }
             }
@@ -149,22 +215,40 @@ impl App {
     /// Sends a request; `Err` when no response came (connection refused, reset...).
     pub fn try_request(&self, method: &str, path: &str) -> Result<Reply, ureq::Error> {
         let url = format!("{}{}", self.base, path);
-        let mut resp = match method {
+        let resp = match method {
             "GET" => self.agent.get(&url).call()?,
             "POST" => self.agent.post(&url).send_empty()?,
             "PUT" => self.agent.put(&url).send_empty()?,
             "DELETE" => self.agent.delete(&url).call()?,
             other => panic!("unsupported method {other}"),
         };
-        let status = resp.status().as_u16();
-        let content_length = resp
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let mut body = String::new();
-        resp.body_mut().as_reader().read_to_string(&mut body).map_err(ureq::Error::Io)?;
-        Ok(Reply { status, content_length, body })
+        read_reply(resp)
+    }
+
+    /// Sends `method path` with these request headers and body (a GET sends no body); panics
+    /// (with the app's log) if no response comes.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let url = format!("{}{}", self.base, path);
+        let result = match method {
+            "GET" => {
+                let mut req = self.agent.get(&url);
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                req.call()
+            }
+            "POST" => {
+                let mut req = self.agent.post(&url);
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                req.send(body)
+            }
+            other => panic!("unsupported method {other}"),
+        };
+        result
+            .and_then(read_reply)
+            .unwrap_or_else(|e| panic!("{method} {path} failed: {e}\napp log:\n{}", self.log_text()))
     }
 
     /// Sends a request without a body; panics (with the app's log) if no response comes.
@@ -182,17 +266,26 @@ impl App {
     }
 }
 
+/// Whether `pid` is a running process (a zombie, ended but not yet reaped, is not).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
 /// Spawns the app from a thread that lives as long as the process, with the kernel told to kill
 /// the app when that thread (hence the test process) ends: no server outlives its tests.
 fn spawn_tied_to_this_process(launch: &Launch, log: &Path) -> u32 {
     let (tx, rx) = mpsc::channel::<std::io::Result<u32>>();
-    let Launch { program, args, dir, .. } = launch.clone();
+    let Launch { program, args, env, dir, .. } = launch.clone();
     let log = log.to_path_buf();
     std::thread::spawn(move || {
         let spawned = (|| -> std::io::Result<Child> {
             let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
             let err = out.try_clone()?;
             let mut cmd = Command::new(&program);
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
             cmd.args(&args).current_dir(&dir).stdin(Stdio::null()).stdout(out).stderr(err);
             unsafe {
                 use std::os::unix::process::CommandExt;
@@ -241,18 +334,18 @@ pub fn sql(statement: &str) -> Vec<String> {
     stdout.lines().map(str::to_string).collect()
 }
 
+/// Runs `infra/stores redis-cli <args>` and returns its output lines; panics if it fails.
+pub fn redis_cli(args: &[&str]) -> Vec<String> {
+    let out = Command::new(repo_root().join("infra/stores")).arg("redis-cli").args(args).output().expect("infra/stores runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "redis-cli {args:?} failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    stdout.lines().map(str::to_string).collect()
+}
+
 impl App {
     /// Sends a POST with an `Idempotency-Key` header.
     pub fn post_with_key(&self, path: &str, key: &str) -> Reply {
-        let url = format!("{}{}", self.base, path);
-        let result = self.agent.post(&url).header("Idempotency-Key", key).send_empty().and_then(|mut resp| {
-            let status = resp.status().as_u16();
-            let content_length =
-                resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-            let body = resp.body_mut().read_to_string()?;
-            Ok(Reply { status, content_length, body })
-        });
-        result.unwrap_or_else(|e| panic!("POST {path} failed: {e}\napp log:\n{}", self.log_text()))
+        self.send("POST", path, &[("Idempotency-Key", key)], b"")
     }
 }
 

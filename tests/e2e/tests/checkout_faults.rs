@@ -81,9 +81,35 @@ fn app_host_killed_and_restarted_mid_run() {
     });
 }
 
+/// Redis goes down for a few seconds and comes back. As under Spin, the saga worker's process
+/// ends with its Redis trigger; its supervisor starts it again. The process serving HTTP has no
+/// Redis trigger, so it keeps answering: during the outage with a JSON 503 at once, never a hang.
 #[test]
 fn redis_restarted_mid_run() {
-    let _ = scenario(|_| stores(&["restart-redis"]));
+    let _ = scenario(|app| {
+        let worker_ends = |app: &App| app.worker_log_text().matches("worker process ended").count();
+        let ends_before = worker_ends(app);
+        stores(&["stop-redis"]);
+        for path in ["/stock/find/some-item", "/orders/checkout/some-order", "/payment/create_user"] {
+            let method = if path.starts_with("/stock/find") { "GET" } else { "POST" };
+            let started = Instant::now();
+            let reply = app.try_request(method, path).unwrap_or_else(|e| panic!("{method} {path}: no answer while Redis is down: {e}"));
+            if reply.status >= 500 || path.starts_with("/orders/checkout") {
+                assert_eq!(reply.status, 503, "{method} {path} while Redis is down: {reply:?}");
+                assert_eq!(reply.json()["error"], "unavailable", "{method} {path}: {reply:?}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{method} {path} took {:?}", started.elapsed());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        stores(&["start-redis"]);
+        assert!(app.http_process_alive(), "the HTTP process ended with Redis; its log:\n{}", app.log_text());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while worker_ends(app) == ends_before {
+            assert!(Instant::now() < deadline, "the worker process did not end with its Redis connection:\n{}", app.worker_log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(app.worker_supervisor_alive(), "the worker's supervisor ended:\n{}", app.worker_log_text());
+    });
 }
 
 #[test]
