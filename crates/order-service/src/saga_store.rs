@@ -127,7 +127,7 @@ pub async fn any_due(now_ms: u64) -> Result<bool, ApiError> {
     let reply = redis_idempotent(|conn| {
         let now = now.clone();
         async move {
-            conn.execute("ZRANGEBYSCORE", &args([scripts::ACTIVE_SAGAS, "-inf", now.as_str(), "LIMIT", "0", "1"])).await
+            conn.execute("ZRANGEBYSCORE", args([scripts::ACTIVE_SAGAS, "-inf", now.as_str(), "LIMIT", "0", "1"])).await
         }
     })
     .await?;
