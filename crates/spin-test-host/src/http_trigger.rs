@@ -8,6 +8,19 @@
 //! `max_instance_concurrent_reuse_count` at once, and is dropped after
 //! `idle_instance_timeout` without work. A trap kills only its instance; the
 //! request gets an empty 500. There is no request timeout (Spin's default).
+//!
+//! Requests are prepared as Spin's `server.rs`, `headers.rs` and `wasi.rs` do:
+//! `Connection` (and a `Host` naming a `*.spin.internal` host) is removed;
+//! `/.well-known/spin/health` and `/.well-known/spin/info` are answered before
+//! routing, any other path there and an unmatched path get an empty 404; the
+//! request URI gets the scheme and the authority of the `Host` header (or of
+//! the URI), and a request whose `Host` is not a valid authority, has none, or
+//! disagrees with the URI is not answered: the connection is closed (Spin's
+//! handler returns an error to hyper). The guest sees the client's headers
+//! (values must be UTF-8, not necessarily ASCII; otherwise the answer is an
+//! empty 500) followed by the `spin-*` headers; `spin-full-url` is built from
+//! the `Host` header, or `localhost` when there is none (HTTP/2, service
+//! chaining).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,6 +77,16 @@ pub struct HttpComponent {
 pub struct HttpApp {
     router: Router,
     handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
+    /// The JSON body of `/.well-known/spin/info`.
+    info: Bytes,
+}
+
+/// What `/.well-known/spin/info` reports, as Spin's `AppInfo`.
+#[derive(serde::Serialize)]
+pub struct AppInfo {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Paths Spin reserves for itself.
@@ -81,7 +104,9 @@ impl HttpApp {
         router: Router,
         components: Vec<HttpComponent>,
         reuse: ReuseConfig,
+        info: &AppInfo,
     ) -> anyhow::Result<Arc<Self>> {
+        let info = Bytes::from(serde_json::to_vec_pretty(info)?);
         let mut prepared = Vec::new();
         for c in components {
             let pre = ServicePre::new(c.pre).map_err(anyhow::Error::from).with_context(|| {
@@ -107,7 +132,11 @@ impl HttpApp {
                     (id, ProxyHandler::new(state))
                 })
                 .collect();
-            HttpApp { router, handlers }
+            HttpApp {
+                router,
+                handlers,
+                info,
+            }
         }))
     }
 
@@ -123,11 +152,7 @@ impl HttpApp {
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let app = app.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            app.handle_inbound(req, client_addr).await,
-                        )
-                    }
+                    async move { app.handle_inbound(req, client_addr).await }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 if let Err(e) = builder
@@ -140,12 +165,13 @@ impl HttpApp {
         }
     }
 
-    /// Handles one inbound request from the network.
+    /// Handles one inbound request from the network. An error (Spin's
+    /// handler errors) makes hyper close the connection without an answer.
     async fn handle_inbound(
         &self,
         req: Request<Incoming>,
         client_addr: SocketAddr,
-    ) -> Response<WasiBody> {
+    ) -> anyhow::Result<Response<WasiBody>> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -162,24 +188,26 @@ impl HttpApp {
             req.headers_mut().remove(http::header::HOST);
         }
 
-        let response = match self.router.route(&path) {
-            // Spin answers its well-known paths itself, before routing.
-            _ if path == "/.well-known/spin/health" => text_response("OK"),
-            _ if path.starts_with(WELL_KNOWN_PREFIX) => status_response(StatusCode::NOT_FOUND),
-            None => status_response(StatusCode::NOT_FOUND),
-            Some(route) => {
-                let host = req
-                    .headers()
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-                    .or_else(|| req.uri().authority().map(|a| a.to_string()))
-                    .unwrap_or_else(|| "localhost".to_owned());
-                match self.dispatch(route, req, "http", &host, client_addr).await {
-                    Ok(resp) => resp,
-                    Err(e) => {
-                        tracing::error!("Error processing request {method} {path}: {e:?}");
-                        status_response(StatusCode::INTERNAL_SERVER_ERROR)
+        // Spin answers its well-known paths itself, before routing.
+        let response = if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+            match well_known {
+                "health" => text_response(Bytes::from_static(b"OK"), None),
+                "info" => text_response(self.info.clone(), Some("application/json")),
+                _ => status_response(StatusCode::NOT_FOUND),
+            }
+        } else {
+            match self.router.route(&path) {
+                None => status_response(StatusCode::NOT_FOUND),
+                Some(route) => {
+                    set_req_uri(&mut req, "http").inspect_err(|e| {
+                        tracing::error!("Error handling request {method} {path}: {e:#}");
+                    })?;
+                    match self.dispatch(route, req, client_addr).await {
+                        Ok(resp) => resp,
+                        Err(e) => {
+                            tracing::error!("Error processing request {method} {path}: {e:?}");
+                            status_response(StatusCode::INTERNAL_SERVER_ERROR)
+                        }
                     }
                 }
             }
@@ -189,16 +217,15 @@ impl HttpApp {
             response.status().as_u16(),
             started.elapsed()
         );
-        response
+        Ok(response)
     }
 
-    /// Sets the `spin-*` headers and hands the request to the component.
+    /// Sets the `spin-*` headers and hands the request (whose URI
+    /// [`set_req_uri`] has made absolute) to the component.
     async fn dispatch(
         &self,
         route: RouteMatch,
         mut req: Request<WasiBody>,
-        scheme: &str,
-        host: &str,
         client_addr: SocketAddr,
     ) -> anyhow::Result<Response<WasiBody>> {
         let handler = self
@@ -206,32 +233,30 @@ impl HttpApp {
             .get(&route.component)
             .with_context(|| format!("unknown component {:?}", route.component))?;
 
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        let uri = http::Uri::builder()
-            .scheme(scheme)
-            .authority(host)
-            .path_and_query(path_and_query.as_str())
-            .build()
-            .context("cannot build request URI")?;
-        *req.uri_mut() = uri;
-
         // Like Spin: the guest sees the original headers (which must be valid
-        // UTF-8) followed by the spin-* ones.
+        // UTF-8, not necessarily ASCII) followed by the spin-* ones, which are
+        // built from the Host header (`localhost` without one).
         let mut headers = http::HeaderMap::new();
         for (name, value) in req.headers() {
-            value
-                .to_str()
+            std::str::from_utf8(value.as_bytes())
                 .with_context(|| format!("header {name} is not valid UTF-8"))?;
             headers.append(name.clone(), value.clone());
         }
-        for (name, value) in route.spin_headers(scheme, host, &path_and_query, client_addr) {
+        let host = match req.headers().get(http::header::HOST) {
+            Some(h) => std::str::from_utf8(h.as_bytes())?.to_owned(),
+            None => "localhost".to_owned(),
+        };
+        let scheme = req.uri().scheme_str().unwrap_or("http").to_owned();
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .context("cannot get path and query")?
+            .as_str()
+            .to_owned();
+        for (name, value) in route.spin_headers(&scheme, &host, &path_and_query, client_addr) {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
+                HeaderValue::from_bytes(value.as_bytes()),
             ) {
                 headers.append(n, v);
             }
@@ -244,26 +269,28 @@ impl HttpApp {
             .map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 
-    /// Service chaining: `http://<component>.spin.internal/...` handled in-process.
+    /// Service chaining: `http://<component>.spin.internal/...` handled
+    /// in-process, as Spin's HTTP trigger intercepts it: the `Host` header is
+    /// dropped (Spin drops it from every outbound request), the scheme becomes
+    /// `http`, and the whole path is the `/...` wildcard's.
     async fn handle_chained(
         &self,
         component: &str,
-        req: Request<WasiBody>,
+        mut req: Request<WasiBody>,
     ) -> Result<Response<WasiBody>, wasmtime_wasi_http::Error> {
         if !self.handlers.contains_key(component) {
+            // Spin traps the calling instance here ("unknown routing destination").
             tracing::error!("service chaining to unknown component {component:?}");
             return Err(wasmtime_wasi_http::Error::DestinationNotFound);
         }
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| format!("{component}.spin.internal"));
+        req.headers_mut().remove(http::header::HOST);
         let route = RouteMatch::synthetic(component, req.uri().path());
-        match self
-            .dispatch(route, req, "http", &host, CHAINED_CLIENT_ADDR)
-            .await
-        {
+        if let Err(e) = set_req_uri(&mut req, "http") {
+            // Spin traps the calling instance here.
+            tracing::error!("Error handling chained request to {component:?}: {e:#}");
+            return Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid);
+        }
+        match self.dispatch(route, req, CHAINED_CLIENT_ADDR).await {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 tracing::error!("Error processing chained request to {component:?}: {e:?}");
@@ -273,12 +300,51 @@ impl HttpApp {
     }
 }
 
-fn text_response(text: &'static str) -> Response<WasiBody> {
-    Response::new(
-        http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+/// Spin's `set_req_uri`: the request URI gets `scheme` and the authority of the
+/// `Host` header or of the URI; both present must agree, one must be there, and
+/// the `Host` header must be visible ASCII and a valid authority.
+fn set_req_uri(req: &mut Request<WasiBody>, scheme: &str) -> anyhow::Result<()> {
+    let header_authority = req
+        .headers()
+        .get(http::header::HOST)
+        .map(|h| -> anyhow::Result<http::uri::Authority> {
+            let host = h.to_str().context("'Host' header is not valid UTF-8")?;
+            host.parse()
+                .context("'Host' header contains an invalid authority")
+        })
+        .transpose()?;
+    let mut parts = req.uri().clone().into_parts();
+    let authority = match (header_authority, parts.authority.take()) {
+        (None, None) => anyhow::bail!("no 'Host' header present in request"),
+        (None, Some(a)) | (Some(a), None) => a,
+        (Some(a1), Some(a2)) => {
+            anyhow::ensure!(
+                a1 == a2,
+                "authority in 'Host' header does not match authority in URI"
+            );
+            a1
+        }
+    };
+    parts.scheme = Some(scheme.parse()?);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *req.uri_mut() = http::Uri::from_parts(parts)?;
+    Ok(())
+}
+
+fn text_response(body: Bytes, content_type: Option<&'static str>) -> Response<WasiBody> {
+    let mut resp = Response::new(
+        http_body_util::Full::new(body)
             .map_err(|never| match never {})
             .boxed_unsync(),
-    )
+    );
+    if let Some(ct) = content_type {
+        resp.headers_mut()
+            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    resp
 }
 
 fn status_response(status: StatusCode) -> Response<WasiBody> {
@@ -312,7 +378,7 @@ impl HandlerState for ComponentHandler {
     ) -> wasmtime::Result<Instance<StoreData, IdleExpiration, ReuseLimits>> {
         let data = StoreData::new(
             self.ctx.clone(),
-            OutboundHttp::new(self.ctx.clone(), self.app.clone()),
+            OutboundHttp::new(self.ctx.clone(), Some(self.app.clone())),
         );
         let mut store = Store::new(&self.engine, data);
         let service = self.pre.instantiate_async(&mut store).await?;
@@ -403,11 +469,14 @@ impl WorkerState for ReuseLimits {
 /// The `wasi:http` hooks of one instance: `allowed_outbound_hosts` and service chaining.
 pub struct OutboundHttp {
     ctx: Arc<ComponentContext>,
-    app: Weak<HttpApp>,
+    /// The HTTP trigger that serves `*.spin.internal` requests; `None` for
+    /// Redis-triggered instances, whose such requests go to the network (as in
+    /// Spin, where chaining is the HTTP trigger's).
+    app: Option<Weak<HttpApp>>,
 }
 
 impl OutboundHttp {
-    pub fn new(ctx: Arc<ComponentContext>, app: Weak<HttpApp>) -> Self {
+    pub fn new(ctx: Arc<ComponentContext>, app: Option<Weak<HttpApp>>) -> Self {
         Self { ctx, app }
     }
 }
@@ -427,12 +496,13 @@ impl WasiHttpHooks for OutboundHttp {
         let uri = request.uri().to_string();
         let scheme = request.uri().scheme_str().unwrap_or("https").to_owned();
         let allowed = self.ctx.allowed_hosts.allows_url(&uri, &scheme);
+        let app = self.app.clone();
         let target = request
             .uri()
             .host()
             .and_then(chaining_target)
+            .filter(|_| app.is_some())
             .map(str::to_owned);
-        let app = self.app.clone();
         let component = self.ctx.id.clone();
         Box::new(async move {
             if !allowed {
@@ -443,7 +513,7 @@ impl WasiHttpHooks for OutboundHttp {
             }
             if let Some(target) = target {
                 let app = app
-                    .upgrade()
+                    .and_then(|a| a.upgrade())
                     .ok_or(wasmtime_wasi_http::Error::DestinationNotFound)?;
                 let resp = app.handle_chained(&target, request).await?;
                 let done: IoFuture = Box::new(async { Ok(()) });

@@ -77,12 +77,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail, ensure};
 use clap::{Parser, Subcommand};
 
-use crate::http_trigger::{HttpApp, HttpComponent, ReuseConfig};
+use crate::http_trigger::{AppInfo, HttpApp, HttpComponent, ReuseConfig};
 use crate::manifest::HttpRoute;
-use crate::outbound_hosts::AllowedHosts;
+use crate::outbound_hosts::{AllowedHosts, requires_service_chaining};
 use crate::pg_host::PgPools;
 use crate::redis_trigger::{RedisComponent, RedisTrigger, Subscription};
 use crate::routes::Router;
@@ -116,24 +116,95 @@ struct UpArgs {
         default_value = "spin.toml"
     )]
     from: PathBuf,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
+    /// Component ID to run; may be repeated. The default is all components.
+    #[arg(short = 'c', long = "component-id", value_name = "ID")]
+    components: Vec<String>,
     /// Runtime configuration file (read; its sections are ignored).
     #[arg(long, value_name = "FILE")]
     runtime_config_file: Option<PathBuf>,
-    /// Requests one instance may serve in total.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
-    max_instance_reuse_count: u64,
-    /// Requests one instance may serve at once.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
-    max_instance_concurrent_reuse_count: u64,
-    /// How long an idle instance is kept, e.g. `1s`, `500ms`.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    idle_instance_timeout: Duration,
     /// Do not use Wasmtime's on-disk compilation cache.
     #[arg(long)]
     disable_cache: bool,
+    #[command(flatten)]
+    http: HttpArgs,
+}
+
+/// The HTTP trigger's options. As in Spin, they exist only when the
+/// application (after `-c`) has an HTTP trigger.
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// Address to listen on [default: 127.0.0.1:3000].
+    #[arg(long, value_parser = parse_listen_addr)]
+    listen: Option<SocketAddr>,
+    /// Requests one instance may serve in total [default: 128].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_instance_reuse_count: Option<u64>,
+    /// Requests one instance may serve at once [default: 16].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_instance_concurrent_reuse_count: Option<u64>,
+    /// How long an idle instance is kept, e.g. `1s`, `500ms` [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    idle_instance_timeout: Option<Duration>,
+}
+
+impl HttpArgs {
+    const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+    /// The first HTTP option given, as its flag.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.listen.is_some(), "--listen"),
+            (
+                self.max_instance_reuse_count.is_some(),
+                "--max-instance-reuse-count",
+            ),
+            (
+                self.max_instance_concurrent_reuse_count.is_some(),
+                "--max-instance-concurrent-reuse-count",
+            ),
+            (
+                self.idle_instance_timeout.is_some(),
+                "--idle-instance-timeout",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    fn listen(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| Self::DEFAULT_LISTEN.parse().expect("valid default"))
+    }
+
+    fn reuse(&self) -> anyhow::Result<ReuseConfig> {
+        let default = ReuseConfig::default();
+        Ok(ReuseConfig {
+            max_instance_reuse_count: match self.max_instance_reuse_count {
+                Some(n) => usize::try_from(n)?,
+                None => default.max_instance_reuse_count,
+            },
+            max_instance_concurrent_reuse_count: match self.max_instance_concurrent_reuse_count {
+                Some(n) => usize::try_from(n)?,
+                None => default.max_instance_concurrent_reuse_count,
+            },
+            idle_instance_timeout: self
+                .idle_instance_timeout
+                .unwrap_or(default.idle_instance_timeout),
+        })
+    }
+}
+
+/// `host:port`, resolved as Spin resolves `--listen` (`localhost:3000` is
+/// fine; 127.0.0.1 is preferred among the addresses).
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = text.to_socket_addrs().map_err(|e| e.to_string())?.collect();
+    addrs
+        .iter()
+        .find(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST)
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| "couldn't resolve address".to_owned())
 }
 
 /// Parses `1s`, `500ms`, `20us`, `10ns` or a bare number of seconds.
@@ -182,11 +253,58 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up(args) => runtime.block_on(up(args)),
     };
+    // Do not wait for instances or connections still in flight.
+    runtime.shutdown_background();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
+        Err(e) => match e.downcast_ref::<Exit>() {
+            Some(Exit::Reported) => std::process::ExitCode::FAILURE,
+            Some(Exit::Usage(message)) => {
+                eprintln!("{message}");
+                std::process::ExitCode::from(2)
+            }
+            None => {
+                report(&e);
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// How `up` ends other than with an error to print.
+#[derive(Debug)]
+enum Exit {
+    /// A trigger failed and it has been reported (as Spin's `spin up` exits
+    /// with its failed trigger process's status, printing nothing more).
+    Reported,
+    /// A command-line mistake found after the manifest was read; exit code 2
+    /// like clap's (Spin's trigger process rejects the option with clap).
+    Usage(String),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Reported => f.write_str("a trigger failed"),
+            Exit::Usage(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Prints an error as Spin's CLI does: the error, then its causes.
+fn report(err: &anyhow::Error) {
+    eprintln!("Error: {err}");
+    let causes: Vec<_> = err.chain().skip(1).collect();
+    if !causes.is_empty() {
+        eprintln!("\nCaused by:");
+        for (i, cause) in causes.iter().enumerate() {
+            if causes.len() > 1 {
+                eprintln!("{i:>4}: {cause}");
+            } else {
+                eprintln!("      {cause}");
+            }
         }
     }
 }
@@ -206,6 +324,44 @@ fn check_runtime_config(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Spin trigger types of an application, as `spin up` starts one trigger
+/// process per type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TriggerType {
+    Http,
+    Redis,
+}
+
+impl TriggerType {
+    fn name(self) -> &'static str {
+        match self {
+            TriggerType::Http => "http",
+            TriggerType::Redis => "redis",
+        }
+    }
+
+    /// `Trigger::supported_host_requirements`: only the HTTP trigger supports
+    /// local service chaining (and middleware, which we do not implement).
+    fn supports_service_chaining(self) -> bool {
+        self == TriggerType::Http
+    }
+}
+
+/// Ends `up` after a trigger failed, as `spin up` reports it: the trigger's
+/// error (printed by its process), "Trigger executor failed" when it failed
+/// while running, and, when the app has more than one trigger type, the
+/// parent's "A trigger exited unexpectedly. Terminating.".
+fn trigger_failed(err: anyhow::Error, running: bool, multi: bool) -> anyhow::Error {
+    if running {
+        tracing::error!("Trigger executor failed");
+    }
+    report(&err);
+    if multi {
+        println!("A trigger exited unexpectedly. Terminating.");
+    }
+    Exit::Reported.into()
+}
+
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.runtime_config_file {
         check_runtime_config(path)?;
@@ -215,23 +371,58 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     } else {
         args.from.clone()
     };
-    let app = manifest::load(&manifest_path)?;
+    let mut app = manifest::load(&manifest_path)?;
+    if !args.components.is_empty() {
+        app = app.retain_components(&args.components).context(
+            "failed to resolve application with only components selected with --component",
+        )?;
+    }
+    ensure!(app.has_triggers(), "No triggers in app");
+
+    let mut trigger_types = Vec::new();
+    if !app.http_triggers.is_empty() {
+        trigger_types.push(TriggerType::Http);
+    }
+    if !app.redis_triggers.is_empty() {
+        trigger_types.push(TriggerType::Redis);
+    }
+    let multi = trigger_types.len() > 1;
+    if !trigger_types.contains(&TriggerType::Http)
+        && let Some(flag) = args.http.first_given()
+    {
+        // Spin passes such options to the only trigger, whose parser rejects them.
+        return Err(Exit::Usage(format!(
+            "error: unexpected argument '{flag}' found\n\n  \
+             (the application{} has no HTTP trigger, and the redis trigger takes no HTTP options)",
+            if args.components.is_empty() {
+                ""
+            } else {
+                ", with the components selected by -c,"
+            }
+        ))
+        .into());
+    }
+
+    // Each trigger checks the host requirements of its components at startup.
+    for &kind in &trigger_types {
+        if let Err(unmet) = unmet_host_requirements(&app, kind) {
+            let err = anyhow!(
+                "This application requires the following features that are not available in this version of the '{}' trigger: {unmet}",
+                kind.name()
+            );
+            return Err(trigger_failed(err, false, multi));
+        }
+    }
+
     let vars = AppVariables::from_env(&app)?;
-    let reuse = ReuseConfig {
-        max_instance_reuse_count: usize::try_from(args.max_instance_reuse_count)?,
-        max_instance_concurrent_reuse_count: usize::try_from(
-            args.max_instance_concurrent_reuse_count,
-        )?,
-        idle_instance_timeout: args.idle_instance_timeout,
-    };
+    let reuse = args.http.reuse()?;
 
     // Per-component context: variables and allowed hosts resolved now.
     let component_ids: Vec<String> = app.components.keys().cloned().collect();
     let pg_pools = Arc::new(PgPools::default());
     let mut contexts = BTreeMap::new();
     for (id, c) in &app.components {
-        let allowed_hosts = AllowedHosts::resolve(&c.allowed_outbound_hosts, &vars, &component_ids)
-            .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
+        let allowed_hosts = AllowedHosts::resolve(&c.allowed_outbound_hosts, &vars, &component_ids);
         let ctx = ComponentContext {
             id: id.clone(),
             variables: ComponentVariables::new(c, &vars)?,
@@ -259,9 +450,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         pres.insert(id.clone(), runtime::prepare(&engine, &linker, id, source)?);
     }
 
+    // The triggers; each ends only with the error that ends the application.
+    let mut running: Vec<futures::future::BoxFuture<'static, anyhow::Error>> = Vec::new();
+
     // HTTP.
-    let mut http_app = None;
-    let mut listener = None;
     if !app.http_triggers.is_empty() {
         let routes = app.http_triggers.iter().filter_map(|t| match &t.route {
             HttpRoute::Pattern(p) => Some((t.component.as_str(), p.as_str())),
@@ -286,24 +478,35 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 });
             }
         }
-        let http = HttpApp::new(&engine, router, components, reuse)?;
-        let l = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AddrInUse {
-                    anyhow::anyhow!("{} is already in use", args.listen)
+        let info = AppInfo {
+            name: app.name.clone(),
+            version: app.version.clone(),
+        };
+        let http = HttpApp::new(&engine, router, components, reuse, &info)?;
+        let listen = args.http.listen();
+        let l = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                let err = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    anyhow!("{listen} is already in use")
                 } else {
-                    anyhow::anyhow!("unable to listen on {}: {e}", args.listen)
-                }
-            })?;
+                    anyhow!("Unable to listen on {listen}: {e:?}")
+                };
+                return Err(trigger_failed(err, true, multi));
+            }
+        };
         let base_url = format!("http://{}", l.local_addr()?);
         println!("\nServing {base_url}");
         println!("Available Routes:");
         for (component, route) in http.router().listing() {
             println!("  {component}: {base_url}{route}");
         }
-        http_app = Some(http);
-        listener = Some(l);
+        running.push(Box::pin(async move {
+            match http.serve(l).await {
+                Ok(()) => anyhow!("the HTTP server stopped"),
+                Err(e) => e,
+            }
+        }));
     }
 
     // Redis.
@@ -317,14 +520,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             };
             let address = vars.render_str(address_template).with_context(|| {
                 format!(
-                    "failed to resolve redis trigger address for component {}",
+                    "failed to resolve redis trigger address {address_template:?} for component {}",
                     t.component
                 )
             })?;
             let channel = vars.render_str(&t.channel).with_context(|| {
                 format!(
-                    "failed to resolve redis trigger channel for component {}",
-                    t.component
+                    "failed to resolve redis trigger channel {:?} for component {}",
+                    t.channel, t.component
                 )
             })?;
             let ids = by_address
@@ -348,29 +551,50 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let trigger = Arc::new(RedisTrigger {
             engine: engine.clone(),
             components,
-            http: http_app.clone(),
         });
         let subscriptions = by_address
             .into_iter()
             .map(|(address, channels)| Subscription { address, channels })
             .collect();
-        trigger.start(subscriptions).await?;
+        let tasks = match trigger.start(subscriptions).await {
+            Ok(tasks) => tasks,
+            Err(e) => return Err(trigger_failed(e, true, multi)),
+        };
+        for task in tasks {
+            running.push(Box::pin(async move {
+                task.await
+                    .unwrap_or_else(|e| anyhow!("Redis subscriber task failed: {e}"))
+            }));
+        }
     }
 
-    if http_app.is_none() && app.redis_triggers.is_empty() {
-        bail!("the application has no triggers");
-    }
     println!("spin-test-host: application {:?} is ready", app.name);
 
-    let server = async {
-        match (http_app, listener) {
-            (Some(http), Some(l)) => http.serve(l).await,
-            _ => std::future::pending().await,
-        }
-    };
     tokio::select! {
-        r = server => r,
+        (err, _, _) = futures::future::select_all(running) => Err(trigger_failed(err, true, multi)),
         _ = shutdown_signal() => Ok(()),
+    }
+}
+
+/// Spin's `ensure_needs_only` for one trigger type: the host requirements of
+/// the components its triggers name (Spin's loader gives a component the
+/// `local_service_chaining` requirement when an `allowed_outbound_hosts` entry,
+/// as written, is a `*.spin.internal` host), minus what the trigger supports.
+fn unmet_host_requirements(app: &manifest::App, kind: TriggerType) -> Result<(), String> {
+    if kind.supports_service_chaining() {
+        return Ok(());
+    }
+    let components: Vec<&String> = match kind {
+        TriggerType::Http => app.http_triggers.iter().map(|t| &t.component).collect(),
+        TriggerType::Redis => app.redis_triggers.iter().map(|t| &t.component).collect(),
+    };
+    let needs_chaining = components
+        .into_iter()
+        .any(|id| requires_service_chaining(&app.components[id].allowed_outbound_hosts));
+    if needs_chaining {
+        Err("local_service_chaining".to_owned())
+    } else {
+        Ok(())
     }
 }
 
@@ -429,12 +653,31 @@ mod tests {
     fn cli_defaults() {
         let cli = Cli::try_parse_from(["spin-test-host", "up", "--from", "spin.toml"]).unwrap();
         let Command::Up(a) = cli.command;
-        assert_eq!(a.listen, "127.0.0.1:3000".parse().unwrap());
-        assert_eq!(a.max_instance_reuse_count, 128);
-        assert_eq!(a.max_instance_concurrent_reuse_count, 16);
-        assert_eq!(a.idle_instance_timeout, Duration::from_secs(1));
+        assert_eq!(a.http.listen(), "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(a.http.first_given(), None);
+        let reuse = a.http.reuse().unwrap();
+        assert_eq!(reuse.max_instance_reuse_count, 128);
+        assert_eq!(reuse.max_instance_concurrent_reuse_count, 16);
+        assert_eq!(reuse.idle_instance_timeout, Duration::from_secs(1));
+        assert!(a.components.is_empty());
         assert!(
             Cli::try_parse_from(["x", "up", "-f", "a", "--max-instance-reuse-count", "0"]).is_err()
         );
+
+        let cli = Cli::try_parse_from([
+            "x",
+            "up",
+            "-c",
+            "a",
+            "--component-id",
+            "b",
+            "--listen",
+            "localhost:3001",
+        ])
+        .unwrap();
+        let Command::Up(a) = cli.command;
+        assert_eq!(a.components, ["a", "b"]);
+        assert_eq!(a.http.listen(), "127.0.0.1:3001".parse().unwrap());
+        assert_eq!(a.http.first_given(), Some("--listen"));
     }
 }

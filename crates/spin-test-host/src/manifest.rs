@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 
+use crate::outbound_hosts::{self, chaining_target_of_entry};
 use crate::variables::{Template, validate_variable_name};
 
 /// A validated application, ready to be served.
 #[derive(Debug, Clone)]
 pub struct App {
     pub name: String,
+    /// `[application] version`, reported by `/.well-known/spin/info`.
+    pub version: Option<String>,
     /// Application variables, by (lowercase) name.
     pub variables: BTreeMap<String, Variable>,
     /// Components by id.
@@ -90,6 +93,8 @@ struct RawManifest {
 struct RawApplication {
     name: String,
     #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
     trigger: BTreeMap<String, toml::Table>,
 }
 
@@ -142,6 +147,7 @@ struct RawHttpTrigger {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRedisTrigger {
     channel: String,
     component: toml::Value,
@@ -150,6 +156,7 @@ struct RawRedisTrigger {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRedisAppTrigger {
     address: String,
 }
@@ -255,6 +262,10 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
                 );
             }
         }
+        let default_of = |name: &str| variables.get(name).and_then(|v| v.default.clone());
+        outbound_hosts::validate(&c.allowed_outbound_hosts, default_of)
+            .context("`allowed_outbound_hosts` is malformed")
+            .with_context(|| format!("Failed to load component `{id}`"))?;
         components.insert(
             id.clone(),
             Component {
@@ -343,12 +354,70 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
 
     Ok(App {
         name: raw.application.name,
+        version: raw.application.version,
         variables,
         components,
         http_triggers,
         redis_triggers,
         redis_default_address,
     })
+}
+
+impl App {
+    /// What `spin up -c <id>...` does (Spin's `retain_components` with its
+    /// service-chaining validator): every id must name a component; a kept
+    /// component must not chain (by a literal `allowed_outbound_hosts` entry)
+    /// to a component that is not kept, nor use `http://*.spin.internal`; then
+    /// only the kept components that have triggers remain, with those triggers.
+    /// An application left without triggers is refused later ("No triggers in
+    /// app"), as Spin does.
+    pub fn retain_components(mut self, retained: &[String]) -> anyhow::Result<App> {
+        for id in retained {
+            ensure!(
+                self.components.contains_key(id),
+                "Specified component \"{id}\" not found in application"
+            );
+        }
+        let kept = |id: &String| retained.contains(id);
+        let triggered = self
+            .http_triggers
+            .iter()
+            .map(|t| &t.component)
+            .chain(self.redis_triggers.iter().map(|t| &t.component));
+        for id in triggered.filter(|id| kept(id)) {
+            for host in &self.components[id].allowed_outbound_hosts {
+                let Some(target) = chaining_target_of_entry(host) else {
+                    continue;
+                };
+                if kept(&target) {
+                    continue;
+                }
+                if target == "*" {
+                    bail!(
+                        "Selected component '{id}' cannot use wildcard service chaining: allowed_outbound_hosts = [\"http://*.spin.internal\"]"
+                    );
+                }
+                bail!(
+                    "Selected component '{id}' cannot use service chaining to unselected component: allowed_outbound_hosts = [\"http://{target}.spin.internal\"]"
+                );
+            }
+        }
+        self.http_triggers.retain(|t| kept(&t.component));
+        self.redis_triggers.retain(|t| kept(&t.component));
+        let with_triggers: std::collections::BTreeSet<String> = self
+            .http_triggers
+            .iter()
+            .map(|t| t.component.clone())
+            .chain(self.redis_triggers.iter().map(|t| t.component.clone()))
+            .collect();
+        self.components.retain(|id, _| with_triggers.contains(id));
+        Ok(self)
+    }
+
+    /// Whether any trigger is left.
+    pub fn has_triggers(&self) -> bool {
+        !self.http_triggers.is_empty() || !self.redis_triggers.is_empty()
+    }
 }
 
 fn check_app_template(
@@ -494,6 +563,79 @@ source = "worker.wasm"
             "",
         );
         assert!(err_of(&text).contains("has no `address`"));
+    }
+
+    fn ids(app: &App) -> Vec<&str> {
+        app.components.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn retain_components_like_spin_up_c() {
+        let app = parse(GOOD, Path::new(".")).unwrap();
+        let err = |r: anyhow::Result<App>| format!("{:#}", r.unwrap_err());
+
+        let kept = app.clone().retain_components(&["worker".into()]).unwrap();
+        assert_eq!(ids(&kept), ["worker"]);
+        assert!(kept.http_triggers.is_empty());
+        assert_eq!(kept.redis_triggers.len(), 1);
+
+        let kept = app
+            .clone()
+            .retain_components(&["items".into(), "internal".into()])
+            .unwrap();
+        assert_eq!(ids(&kept), ["internal", "items"]);
+        assert_eq!(kept.http_triggers.len(), 2);
+        assert!(kept.redis_triggers.is_empty());
+
+        assert_eq!(
+            err(app.clone().retain_components(&["nope".into()])),
+            "Specified component \"nope\" not found in application"
+        );
+        // items chains to internal, which is not kept.
+        assert_eq!(
+            err(app.clone().retain_components(&["items".into()])),
+            "Selected component 'items' cannot use service chaining to unselected component: \
+             allowed_outbound_hosts = [\"http://internal.spin.internal\"]"
+        );
+
+        let wildcard = GOOD.replace("http://internal.spin.internal", "http://*.spin.internal");
+        let app = parse(&wildcard, Path::new(".")).unwrap();
+        assert_eq!(
+            err(app.retain_components(&["items".into(), "internal".into(), "worker".into()])),
+            "Selected component 'items' cannot use wildcard service chaining: \
+             allowed_outbound_hosts = [\"http://*.spin.internal\"]"
+        );
+
+        // Templated hosts are not looked at; components without triggers go.
+        let templated = GOOD
+            .replace(
+                "http://internal.spin.internal",
+                "http://{{ redis_host }}.spin.internal",
+            )
+            .replace(
+                "[[trigger.redis]]\nchannel = \"orders\"\ncomponent = \"worker\"\n",
+                "",
+            );
+        let app = parse(&templated, Path::new(".")).unwrap();
+        let kept = app.clone().retain_components(&["items".into()]).unwrap();
+        assert_eq!(ids(&kept), ["items"]);
+        let kept = app.retain_components(&["worker".into()]).unwrap();
+        assert!(!kept.has_triggers());
+        assert!(kept.components.is_empty());
+    }
+
+    #[test]
+    fn malformed_allowed_hosts_fail_the_load() {
+        let text = GOOD.replace("\"http://internal.spin.internal\"", "\"http://a/b\"");
+        assert!(err_of(&text).contains("`allowed_outbound_hosts` is malformed"));
+        // A template is checked with the defaults (and only when they render it).
+        let text = GOOD.replace(
+            "\"http://internal.spin.internal\"",
+            "\"http://{{ redis_host }}:x\"",
+        );
+        assert!(err_of(&text).contains("results in invalid config"));
+        let text = GOOD.replace("\"http://internal.spin.internal\"", "\"{{ api_key }}\"");
+        parse(&text, Path::new(".")).unwrap();
     }
 
     #[test]

@@ -4,9 +4,18 @@
 //! Each entry is `<scheme>://<host>[:<port>]`: scheme `*` or a name; host `*`,
 //! `*.domain`, a domain or an IP address; port `*`, a number or a range
 //! `a..b` (end exclusive), defaulting to the scheme's well-known port.
-//! Templates (`{{ var }}`) are rendered at startup; an entry that renders to an
-//! empty string (or a bare `http://`/`https://`) is skipped, like Spin.
-//! `http://*.spin.internal` expands to every component of the application.
+//! Literal entries, and templated ones rendered with the manifest defaults, are
+//! checked when the manifest is loaded (an invalid one fails the load, as in
+//! Spin). Templates (`{{ var }}`) are rendered at startup with the variables'
+//! values; an entry that renders to an empty string (or a bare
+//! `http://`/`https://`) is skipped, like Spin; one that renders to an invalid
+//! entry makes every outbound check of the component fail (Spin logs it and
+//! denies; it does not stop the app). `http://*.spin.internal` expands to every
+//! component of the (`-c`-selected) application.
+//!
+//! Which entries are for service chaining is decided as Spin's loader does it:
+//! on the entry as written, so `http://{{ x }}.spin.internal` does not count
+//! (it cannot be parsed before rendering) while `http://*.spin.internal` does.
 //! Not supported: CIDR ranges, the `self` host (relative URLs), lists in braces.
 
 use anyhow::{Context, bail, ensure};
@@ -51,6 +60,9 @@ pub struct AllowedHost {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedHosts {
     hosts: Vec<AllowedHost>,
+    /// Set when a templated entry rendered to something invalid: every check
+    /// then fails with this message (Spin's resolution error).
+    invalid: Option<String>,
 }
 
 fn well_known_port(scheme: &str) -> Option<u16> {
@@ -105,6 +117,8 @@ impl AllowedHost {
 
         let host_pat = if host == "*" {
             HostPattern::Any
+        } else if host.starts_with('{') {
+            bail!("host lists are not supported: {url:?}")
         } else if let Some(domain) = host.strip_prefix("*.") {
             ensure!(
                 !domain.contains('*'),
@@ -155,6 +169,16 @@ impl AllowedHost {
         })
     }
 
+    /// Whether this entry is for service chaining (`*.spin.internal` or
+    /// `<name>.spin.internal`), as Spin's `is_for_service_chaining`.
+    pub fn is_for_service_chaining(&self) -> bool {
+        match &self.host {
+            HostPattern::Literal(Host::Domain(d)) => d.ends_with(CHAINING_SUFFIX),
+            HostPattern::AnySubdomain(suffix) => suffix == CHAINING_SUFFIX,
+            _ => false,
+        }
+    }
+
     fn allows(&self, scheme: &str, host: &Host<String>, port: Option<u16>) -> bool {
         let scheme_ok = match &self.scheme {
             SchemePattern::Any => true,
@@ -181,31 +205,96 @@ impl AllowedHost {
     }
 }
 
+/// Spin's check of a raw `allowed_outbound_hosts` list when the manifest is
+/// loaded: literal entries must parse; a templated entry must parse once
+/// rendered with the manifest defaults (`default` is the default of a
+/// variable, `None` when it has none, in which case the entry is not checked).
+pub fn validate(
+    entries: &[String],
+    default: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    if let [only] = entries {
+        ensure!(
+            only != "insecure:allow-all",
+            "'insecure:allow-all' is not allowed - use '*://*:*' instead"
+        );
+    }
+    for entry in entries {
+        let template = Template::parse(entry)?;
+        if template.is_literal() {
+            AllowedHost::parse(entry)?;
+            continue;
+        }
+        let Ok(rendered) = template.render(|name| default(name).context("no default")) else {
+            continue;
+        };
+        if !skipped(&rendered) {
+            AllowedHost::parse(&rendered).with_context(|| {
+                format!(
+                    "using default variable value(s) with template {entry:?} results in invalid config {rendered:?}"
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A rendered template that Spin ignores (an "optional endpoint").
+fn skipped(rendered: &str) -> bool {
+    rendered.is_empty() || rendered == "http://" || rendered == "https://"
+}
+
+/// Whether a component needs the host to support local service chaining (the
+/// `local_service_chaining` host requirement Spin's loader derives): one of its
+/// entries, as written (templates unrendered), parses as a `*.spin.internal`
+/// or `<name>.spin.internal` host.
+pub fn requires_service_chaining(entries: &[String]) -> bool {
+    entries.iter().any(|e| {
+        AllowedHost::parse(e)
+            .map(|h| h.is_for_service_chaining())
+            .unwrap_or(false)
+    })
+}
+
+/// The service-chaining target an entry names, as `spin up -c` reads it
+/// (`*` for `http://*.spin.internal`); `None` for other entries and for
+/// entries that are not valid URIs as written (templates).
+pub fn chaining_target_of_entry(entry: &str) -> Option<String> {
+    let uri: http::Uri = entry.parse().ok()?;
+    let host = uri.authority()?.host().trim();
+    chaining_target(host).map(str::to_owned)
+}
+
 impl AllowedHosts {
     /// Renders templates and parses every entry. `component_ids` is used to
-    /// expand `*.spin.internal`.
-    pub fn resolve(
-        entries: &[String],
-        vars: &AppVariables,
-        component_ids: &[String],
-    ) -> anyhow::Result<Self> {
+    /// expand `*.spin.internal`. Entries were checked when the manifest was
+    /// loaded; a templated one that renders to something invalid makes every
+    /// check fail instead of failing here, as in Spin.
+    pub fn resolve(entries: &[String], vars: &AppVariables, component_ids: &[String]) -> Self {
         let mut hosts = Vec::new();
         for entry in entries {
-            ensure!(
-                entry != "insecure:allow-all",
-                "'insecure:allow-all' is not allowed - use '*://*:*' instead"
-            );
-            let template = Template::parse(entry)?;
-            let rendered = if template.is_literal() {
-                entry.clone()
-            } else {
-                let r = vars.render(&template)?;
-                if r.is_empty() || r == "http://" || r == "https://" {
-                    continue;
+            let parsed = Template::parse(entry).and_then(|template| {
+                let rendered = if template.is_literal() {
+                    entry.clone()
+                } else {
+                    vars.render(&template)?
+                };
+                if skipped(&rendered) && !template.is_literal() {
+                    return Ok(None);
                 }
-                r
+                AllowedHost::parse(&rendered).map(Some)
+            });
+            let host = match parsed {
+                Ok(Some(host)) => host,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!("Error parsing allowed outbound hosts: {e:#}");
+                    return Self {
+                        hosts: Vec::new(),
+                        invalid: Some(format!("{e:#}")),
+                    };
+                }
             };
-            let host = AllowedHost::parse(&rendered)?;
             match &host.host {
                 HostPattern::AnySubdomain(suffix) if suffix == CHAINING_SUFFIX => {
                     for id in component_ids {
@@ -218,13 +307,32 @@ impl AllowedHosts {
                 _ => hosts.push(host),
             }
         }
-        Ok(Self { hosts })
+        Self {
+            hosts,
+            invalid: None,
+        }
     }
 
     /// Whether an outbound URL is allowed. `default_scheme` is assumed when
-    /// `url` has none (e.g. a bare `host:port`), as Spin does.
+    /// `url` has none (e.g. a bare `host:port`), as Spin does. `Err` when the
+    /// component's entries could not be resolved (Spin's caller decides what
+    /// that means: `http` denies, `redis` and `postgres` answer `other`).
+    pub fn check_url(&self, url: &str, default_scheme: &str) -> Result<bool, String> {
+        if let Some(e) = &self.invalid {
+            return Err(e.clone());
+        }
+        Ok(self.allows_url(url, default_scheme))
+    }
+
+    /// [`Self::check_url`], with unresolvable entries counting as "not allowed".
     pub fn allows_url(&self, url: &str, default_scheme: &str) -> bool {
-        let parsed = match url::Url::parse(url) {
+        if self.invalid.is_some() {
+            return false;
+        }
+        // Like Spin, percent-encode the user info first, so that a password
+        // with `#`, `/` or `@` in it does not move the host.
+        let url = encode_userinfo(url);
+        let parsed = match url::Url::parse(&url) {
             Ok(u) if u.has_host() => Some(u),
             _ => url::Url::parse(&format!("{default_scheme}://{url}")).ok(),
         };
@@ -238,6 +346,33 @@ impl AllowedHosts {
             .iter()
             .any(|h| h.allows(parsed.scheme(), &host, parsed.port()))
     }
+}
+
+/// Percent-encodes everything between `scheme://` and the first `@`, if that is
+/// before the path (every byte but `A-Z a-z 0-9 - . _ ~`), as Spin's `OutboundUrl::parse`.
+fn encode_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(at) = url.find('@') else {
+        return url.into();
+    };
+    let scheme_end = url.find("://").map(|e| e + 3).unwrap_or(0);
+    let path_start = url[scheme_end..]
+        .find('/')
+        .map(|e| e + scheme_end)
+        .unwrap_or(usize::MAX);
+    if at >= path_start || at < scheme_end {
+        return url.into();
+    }
+    let mut out = String::with_capacity(url.len() + 8);
+    out.push_str(&url[..scheme_end]);
+    for b in url[scheme_end..at].bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str(&url[at..]);
+    out.into()
 }
 
 /// If `host` (possibly with `:port`) is `<component>.spin.internal`, the component id.
@@ -255,12 +390,12 @@ mod tests {
 
     fn hosts(entries: &[&str]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        validate(&entries, |_| None).unwrap();
         AllowedHosts::resolve(
             &entries,
             &AppVariables::default(),
             &["probe".to_string(), "other".to_string()],
         )
-        .unwrap()
     }
 
     #[test]
@@ -323,14 +458,10 @@ mod tests {
         ] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }
-        assert!(
-            AllowedHosts::resolve(
-                &["insecure:allow-all".to_string()],
-                &AppVariables::default(),
-                &[]
-            )
-            .is_err()
-        );
+        assert!(validate(&["insecure:allow-all".to_string()], |_| None).is_err());
+        assert!(validate(&["http://{{ h }}".to_string()], |_| Some("a b".into())).is_err());
+        validate(&["http://{{ h }}".to_string()], |_| None).unwrap();
+        validate(&["http://{{ h }}".to_string()], |_| Some(String::new())).unwrap();
     }
 
     #[test]
@@ -351,9 +482,80 @@ allowed_outbound_hosts = ["redis://127.0.0.1:{{ redis_port }}", "{{ optional_hos
             (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "7000".to_string())
         })
         .unwrap();
-        let h =
-            AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[]).unwrap();
+        let h = AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[]);
         assert!(h.allows_url("redis://127.0.0.1:7000", "redis"));
         assert!(!h.allows_url("redis://127.0.0.1:6390", "redis"));
+        assert_eq!(h.check_url("redis://127.0.0.1:7000", "redis"), Ok(true));
+
+        // Rendered to something invalid: not a startup error, every check fails.
+        let vars = AppVariables::resolve(&app, |k| {
+            (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "x".to_string())
+        })
+        .unwrap();
+        let h = AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[]);
+        assert!(!h.allows_url("redis://127.0.0.1:7000", "redis"));
+        assert!(h.check_url("redis://127.0.0.1:7000", "redis").is_err());
+    }
+
+    #[test]
+    fn userinfo_is_encoded_before_parsing() {
+        let h = hosts(&["postgres://db:5432"]);
+        assert!(h.allows_url("postgres://u:p#w?d@db:5432/shop", "postgres"));
+        assert!(!h.allows_url("postgres://u:pw@other:5432/shop", "postgres"));
+        // Spin looks for the path from the first `/`, so one in the password
+        // defeats the encoding (and the check), there as here.
+        assert!(!h.allows_url("postgres://u:p#w/d@db:5432/shop", "postgres"));
+    }
+
+    fn strings(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn which_entries_require_service_chaining() {
+        // As Spin's loader: on the entry as written.
+        for yes in [
+            "http://a.spin.internal",
+            "http://*.spin.internal",
+            "*://a.spin.internal:*",
+            "https://a.spin.internal:8080",
+            "http://a-{{x}}.spin.internal",
+        ] {
+            assert!(requires_service_chaining(&strings(&[yes])), "{yes}");
+        }
+        for no in [
+            "http://{{ x }}.spin.internal",
+            "http://{{x}}.spin.internal",
+            "http://a.spin.internal:{{ port }}",
+            "{{ scheme }}://a.spin.internal",
+            "http://spin.internal",
+            "http://a.b.example.com",
+            "redis://{{ redis_host }}",
+            "http://{{ app_http_host }}",
+        ] {
+            assert!(!requires_service_chaining(&strings(&[no])), "{no}");
+        }
+    }
+
+    #[test]
+    fn chaining_targets_as_spin_up_c_reads_them() {
+        assert_eq!(
+            chaining_target_of_entry("http://a.spin.internal").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            chaining_target_of_entry("http://a.spin.internal:81").as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            chaining_target_of_entry("http://*.spin.internal").as_deref(),
+            Some("*")
+        );
+        assert_eq!(
+            chaining_target_of_entry("http://{{ x }}.spin.internal"),
+            None
+        );
+        assert_eq!(chaining_target_of_entry("http://a.example.com"), None);
+        assert_eq!(chaining_target_of_entry("redis://{{ h }}"), None);
     }
 }

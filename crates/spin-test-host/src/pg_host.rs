@@ -2,17 +2,23 @@
 //!
 //! Connections come from a `deadpool-postgres` pool per address (at most 64
 //! connections each, as Spin); a `connection` resource holds one pooled client
-//! until it is dropped. `open` checks `allowed_outbound_hosts` (scheme
-//! `postgres`). Values are converted as Spin converts them.
+//! until it is dropped. `open` checks `allowed_outbound_hosts` as Spin does:
+//! the address is parsed as a `tokio-postgres` connection string (URL or
+//! `key=value` form) and each of its hosts, as `host[:port]` with scheme
+//! `postgres`, must be allowed. Values are converted as Spin converts them,
+//! failures included: a `timestamptz` value cannot be read (Spin reads
+//! `timestamp` and `timestamptz` alike as a naive date-time, which fails for
+//! `timestamptz`), and a query's columns are those of its first row, so a
+//! query without rows reports none. Errors have Spin's kinds: a parameter
+//! that cannot be converted is `value-conversion-failed` for `execute` and
+//! `bad-parameter` for `query`.
 //!
 //! Differences from Spin, all deliberate and small:
 //! - no TLS: `sslmode=disable`/`prefer` connect in clear text, `sslmode=require`
 //!   fails with `connection-failed`; `connection-builder.set-ca-root` fails;
 //! - range types are neither accepted as parameters nor decoded (they come
 //!   back as `unsupported` bytes with data type `other`);
-//! - `timestamptz` columns are decoded (as UTC) rather than failing;
-//! - column metadata comes from the prepared statement, so it is also present
-//!   when a query returns no rows.
+//! - no limit on the size of a result (Spin's is 128 MiB).
 
 // The WIT `error` is what every function returns to the guest; boxing it
 // would only add conversions (Spin allows this lint too).
@@ -32,6 +38,7 @@ use wasmtime::component::{
     Accessor, Destination, FutureReader, Resource, StreamProducer, StreamReader, StreamResult,
 };
 
+use crate::outbound_hosts::AllowedHosts;
 use crate::runtime::{SpinHost, StoreData, pg as wit};
 use wit::{Column, DbDataType, DbValue, ParameterValue, RowSet};
 
@@ -78,10 +85,11 @@ impl PgPools {
 
     async fn connect(&self, address: &str) -> Result<PgConnection, wit::Error> {
         let pool = self.pool(address)?;
+        // Spin formats an `anyhow` error with `{:?}`: the message and its causes.
         let client = pool
             .get()
             .await
-            .map_err(|e| wit::Error::ConnectionFailed(format!("{e:?}")))?;
+            .map_err(|e| wit::Error::ConnectionFailed(format!("{:?}", anyhow::Error::from(e))))?;
         Ok(PgConnection {
             client: Arc::new(client),
         })
@@ -99,26 +107,49 @@ pub struct PgConnectionBuilder {
 }
 
 fn ensure_allowed(data: &StoreData, address: &str) -> Result<(), wit::Error> {
-    if data.ctx.allowed_hosts.allows_url(address, "postgres") {
-        Ok(())
-    } else {
-        tracing::error!("postgres connection is not allowed by allowed_outbound_hosts");
-        Err(wit::Error::ConnectionFailed(format!(
-            "address {} is not permitted",
-            redact(address)
-        )))
-    }
+    check_address(&data.ctx.allowed_hosts, address)
 }
 
-/// The address without its password, for messages.
-fn redact(address: &str) -> String {
-    match url::Url::parse(address) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+/// Spin's `ensure_address_allowed`: every TCP host of the connection string,
+/// with the port at the same index (or the only port), must be allowed.
+fn check_address(allowed_hosts: &AllowedHosts, address: &str) -> Result<(), wit::Error> {
+    let config: tokio_postgres::Config = address
+        .parse()
+        .map_err(|e: tokio_postgres::Error| wit::Error::ConnectionFailed(e.to_string()))?;
+    let ports = config.get_ports();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        match host {
+            tokio_postgres::config::Host::Tcp(host) => {
+                let port = ports.get(i).or_else(|| {
+                    if ports.len() == 1 {
+                        ports.first()
+                    } else {
+                        None
+                    }
+                });
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let url = format!("{host}{port}");
+                let allowed = allowed_hosts
+                    .check_url(&url, "postgres")
+                    .map_err(wit::Error::Other)?;
+                if !allowed {
+                    tracing::error!(
+                        "postgres connection to {url} is not allowed by allowed_outbound_hosts"
+                    );
+                    return Err(wit::Error::ConnectionFailed(format!(
+                        "address postgres://{url} is not permitted"
+                    )));
+                }
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(_) => {
+                return Err(wit::Error::ConnectionFailed(
+                    "Unix sockets are not supported on WebAssembly".into(),
+                ));
+            }
         }
-        _ => address.to_owned(),
     }
+    Ok(())
 }
 
 // ---- errors ------------------------------------------------------------------
@@ -376,10 +407,9 @@ fn convert_value(row: &Row, i: usize) -> anyhow::Result<DbValue> {
         Type::INT4 => get(row, i, |v| Ok(DbValue::Int32(v))),
         Type::INT8 => get(row, i, |v| Ok(DbValue::Int64(v))),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR => get(row, i, |v| Ok(DbValue::Str(v))),
-        Type::TIMESTAMP => get(row, i, datetime_tuple),
-        Type::TIMESTAMPTZ => get(row, i, |v: chrono::DateTime<chrono::Utc>| {
-            datetime_tuple(v.naive_utc())
-        }),
+        // As Spin: a naive date-time for both, which cannot be read from a
+        // `timestamptz` (the row then fails to convert).
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => get(row, i, datetime_tuple),
         Type::DATE => get(row, i, |v: chrono::NaiveDate| {
             Ok(DbValue::Date((
                 v.year(),
@@ -431,28 +461,52 @@ async fn execute(
     statement: &str,
     params: Vec<ParameterValue>,
 ) -> Result<u64, wit::Error> {
-    let params = to_params(params)?;
+    // Spin reports a parameter it cannot convert differently here than in `query`.
+    let params = to_params(params).map_err(|e| match e {
+        wit::Error::BadParameter(m) => wit::Error::ValueConversionFailed(m),
+        other => other,
+    })?;
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
     client.execute(statement, &refs).await.map_err(query_failed)
 }
 
-/// Prepares the statement and starts streaming its rows.
+/// A query's rows, its first one already read.
+struct Rows {
+    first: Option<Result<Row, tokio_postgres::Error>>,
+    rest: Pin<Box<tokio_postgres::RowStream>>,
+}
+
+impl Rows {
+    async fn next(&mut self) -> Option<Result<Row, tokio_postgres::Error>> {
+        match self.first.take() {
+            Some(row) => Some(row),
+            None => self.rest.next().await,
+        }
+    }
+}
+
+/// Sends the query and waits for its first row (or its end): the columns are
+/// those of the first row, as in Spin, so a query without rows has none.
 async fn start_query(
     client: &deadpool_postgres::Object,
     statement: &str,
     params: Vec<ParameterValue>,
-) -> Result<(Vec<Column>, tokio_postgres::RowStream), wit::Error> {
+) -> Result<(Vec<Column>, Rows), wit::Error> {
     let params = to_params(params)?;
-    let stmt = client.prepare(statement).await.map_err(query_failed)?;
-    let columns = columns_of(stmt.columns());
     let rows = client
         .query_raw(
-            &stmt,
+            statement,
             params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
         )
         .await
         .map_err(query_failed)?;
-    Ok((columns, rows))
+    let mut rest = Box::pin(rows);
+    let first = rest.next().await;
+    let columns = match &first {
+        Some(Ok(row)) => columns_of(row.columns()),
+        _ => Vec::new(),
+    };
+    Ok((columns, Rows { first, rest }))
 }
 
 async fn query(
@@ -460,8 +514,7 @@ async fn query(
     statement: &str,
     params: Vec<ParameterValue>,
 ) -> Result<RowSet, wit::Error> {
-    let (columns, rows) = start_query(client, statement, params).await?;
-    let mut rows = std::pin::pin!(rows);
+    let (columns, mut rows) = start_query(client, statement, params).await?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().await {
         out.push(convert_row(&row.map_err(query_failed)?)?);
@@ -622,7 +675,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         wit::Error,
     > {
         let client = accessor.with(|mut access| connection(access.get(), &conn))?;
-        let (columns, rows) = start_query(&client, &statement, params).await?;
+        let (columns, mut rows) = start_query(&client, &statement, params).await?;
 
         // A task pumps rows into a small channel; the guest reads them as a
         // stream, and the final status through the future.
@@ -631,7 +684,6 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         tokio::spawn(async move {
             // Keep the pooled client alive while rows are being read.
             let _client = client;
-            let mut rows = std::pin::pin!(rows);
             let result = loop {
                 tokio::select! {
                     biased;
@@ -719,10 +771,32 @@ mod tests {
     }
 
     #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
+    fn address_checks_like_spin() {
+        let allowed = AllowedHosts::resolve(
+            &[
+                "postgres://db:5433".to_string(),
+                "postgres://other".to_string(),
+            ],
+            &crate::variables::AppVariables::default(),
+            &[],
         );
+        let check = |a: &str| check_address(&allowed, a);
+        assert_eq!(check("postgres://u:secret@db:5433/shop"), Ok(()));
+        assert_eq!(check("host=db port=5433 user=u dbname=shop"), Ok(()));
+        assert_eq!(check("postgres://u@other/shop"), Ok(()));
+        // The message names host and port only (never the password); the
+        // port is tokio-postgres's default when the string has none.
+        assert_eq!(
+            check("postgres://u:secret@db/shop"),
+            Err(wit::Error::ConnectionFailed(
+                "address postgres://db:5432 is not permitted".into()
+            ))
+        );
+        // Every host of a multi-host string must be allowed.
+        assert!(check("postgres://u@db:5433,evil:5433/shop").is_err());
+        assert!(matches!(
+            check("postgres://u@db:notaport/shop"),
+            Err(wit::Error::ConnectionFailed(_))
+        ));
     }
 }

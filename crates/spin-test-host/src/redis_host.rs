@@ -52,11 +52,13 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         accessor: &Accessor<T, Self>,
         address: String,
     ) -> Result<Resource<RedisConnection>, wit::Error> {
+        // Unresolvable allowed hosts are `other`, a host not allowed is
+        // `invalid-address`, as in Spin.
         let allowed = accessor.with(|mut access| {
             let data = access.get();
-            data.ctx.allowed_hosts.allows_url(&address, "redis")
+            data.ctx.allowed_hosts.check_url(&address, "redis")
         });
-        if !allowed {
+        if !allowed.map_err(wit::Error::Other)? {
             tracing::error!(
                 "redis connection to {address:?} is not allowed by allowed_outbound_hosts"
             );

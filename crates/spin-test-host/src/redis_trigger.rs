@@ -10,22 +10,26 @@
 //! and the message is not redelivered. The old `fermyon:spin/inbound-redis`
 //! export is not supported.
 //!
-//! Reconnection: Spin ends its Redis trigger (and so `spin up`) with
-//! "disconnected from ..." when the pub/sub connection drops. We instead
-//! reconnect with exponential backoff (100 ms doubling to 5 s) and resubscribe;
-//! messages published while disconnected are lost, as with any pub/sub. The
-//! first connection must succeed, as in Spin, or startup fails.
+//! No reconnection, as in Spin: the first connection must succeed or startup
+//! fails, and when a subscriber's connection drops its task ends with
+//! "disconnected from <host:port>", which ends the trigger and with it the
+//! whole process (see `main`), HTTP serving included.
+//!
+//! Redis-triggered components get no service chaining, as in Spin (whose
+//! chaining is part of the HTTP trigger): a request to
+//! `http://<component>.spin.internal` goes to the network like any other and
+//! fails to resolve. Spin refuses to start a Redis trigger whose component
+//! lists a `*.spin.internal` host at all (checked in `main`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use futures::StreamExt;
 use wasmtime::component::InstancePre;
 use wasmtime::{Engine, Store};
 
-use crate::http_trigger::{HttpApp, OutboundHttp};
+use crate::http_trigger::OutboundHttp;
 use crate::runtime::{ComponentContext, SpinTestHostPre, StoreData};
 
 /// A component that handles Redis messages.
@@ -58,63 +62,53 @@ pub struct Subscription {
 pub struct RedisTrigger {
     pub engine: Engine,
     pub components: BTreeMap<String, RedisComponent>,
-    /// For service chaining from Redis-triggered components.
-    pub http: Option<Arc<HttpApp>>,
 }
 
 impl RedisTrigger {
-    /// Connects and subscribes every subscription, then keeps them running in
-    /// background tasks. Fails if a first connection or subscription fails.
-    pub async fn start(self: Arc<Self>, subscriptions: Vec<Subscription>) -> anyhow::Result<()> {
+    /// Connects and subscribes every subscription, then keeps each running in
+    /// a task of its own. Fails if a first connection or subscription fails.
+    /// Each task ends only when its connection drops, with the error to end
+    /// the trigger with.
+    pub async fn start(
+        self: Arc<Self>,
+        subscriptions: Vec<Subscription>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<anyhow::Error>>> {
+        let mut tasks = Vec::new();
         for sub in subscriptions {
             let client = redis::Client::open(sub.address.as_str())
                 .with_context(|| format!("invalid Redis address {:?}", sub.address))?;
             let server = client.get_connection_info().addr.to_string();
-            let pubsub = subscribe(&client, &sub.channels)
+            let mut pubsub = client
+                .get_async_pubsub()
                 .await
                 .with_context(|| format!("Redis trigger failed to connect to {server}"))?;
             println!("Active Channels on {server}:");
             for (channel, components) in &sub.channels {
+                pubsub.subscribe(channel).await.with_context(|| {
+                    format!("Redis trigger failed to subscribe to channel {channel:?} on {server}")
+                })?;
                 println!("\t{server}/{channel}: [{}]", components.join(","));
             }
             let trigger = self.clone();
-            tokio::spawn(async move {
-                trigger.run(client, server, sub.channels, pubsub).await;
-            });
+            tasks.push(tokio::spawn(async move {
+                trigger.run(server, sub.channels, pubsub).await
+            }));
         }
-        Ok(())
+        Ok(tasks)
     }
 
+    /// Handles messages, one at a time, until the connection drops.
     async fn run(
         &self,
-        client: redis::Client,
         server: String,
         channels: BTreeMap<String, Vec<String>>,
         mut pubsub: redis::aio::PubSub,
-    ) {
-        loop {
-            {
-                let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    self.handle_message(&server, &channels, &msg).await;
-                }
-            }
-            tracing::error!("disconnected from Redis at {server}; reconnecting");
-            let mut backoff = Duration::from_millis(100);
-            pubsub = loop {
-                tokio::time::sleep(backoff).await;
-                match subscribe(&client, &channels).await {
-                    Ok(p) => {
-                        tracing::warn!("reconnected to Redis at {server}");
-                        break p;
-                    }
-                    Err(e) => {
-                        tracing::error!("reconnecting to Redis at {server} failed: {e:#}");
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                }
-            };
+    ) -> anyhow::Error {
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            self.handle_message(&server, &channels, &msg).await;
         }
+        anyhow!("disconnected from {server}")
     }
 
     async fn handle_message(
@@ -152,10 +146,9 @@ impl RedisTrigger {
             .components
             .get(id)
             .with_context(|| format!("unknown component {id:?}"))?;
-        let app = self.http.as_ref().map(Arc::downgrade).unwrap_or_default();
         let data = StoreData::new(
             component.ctx.clone(),
-            OutboundHttp::new(component.ctx.clone(), app),
+            OutboundHttp::new(component.ctx.clone(), None),
         );
         let mut store = Store::new(&self.engine, data);
         let instance = component
@@ -175,18 +168,4 @@ impl RedisTrigger {
             .map_err(anyhow::Error::from)?;
         result.map_err(|e| anyhow!("handler returned an error: {e:?}"))
     }
-}
-
-async fn subscribe(
-    client: &redis::Client,
-    channels: &BTreeMap<String, Vec<String>>,
-) -> anyhow::Result<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    for channel in channels.keys() {
-        pubsub
-            .subscribe(channel)
-            .await
-            .with_context(|| format!("failed to subscribe to channel {channel:?}"))?;
-    }
-    Ok(pubsub)
 }

@@ -83,7 +83,7 @@ impl Router {
                 display,
             };
             inner.add(spec.as_str(), handler).map_err(|e| {
-                anyhow!("Error parsing route {raw:?} associated with component {component}: {e}")
+                anyhow!("Error parsing route {based} associated with component {component}: {e}")
             })?;
         }
         Ok((Self { inner }, duplicates))
@@ -150,8 +150,10 @@ impl RouteMatch {
         }
     }
 
-    /// The `spin-*` headers for a request. `path_and_query` and `host` come from
-    /// the request; `scheme` is the server's.
+    /// The `spin-*` headers for a request, in Spin's order. `path_and_query`
+    /// and `host` come from the request; `scheme` is the server's. Names are
+    /// Spin's `SPIN_*` keys with `_` turned into `-`, in lower case (so the
+    /// parameter `:user_id` gives `spin-path-match-user-id`).
     pub fn spin_headers(
         &self,
         scheme: &str,
@@ -182,13 +184,16 @@ impl RouteMatch {
             ("spin-client-addr".to_owned(), client_addr.to_string()),
         ];
         for (name, value) in &self.named {
-            headers.push((
-                format!("spin-path-match-{}", name.to_ascii_lowercase()),
-                value.clone(),
-            ));
+            let key = format!("SPIN_PATH_MATCH_{}", name.to_ascii_uppercase());
+            headers.push((header_key(&key), value.clone()));
         }
         headers
     }
+}
+
+/// Spin's `prepare_header_key`: `SPIN_PATH_INFO` -> `spin-path-info`.
+fn header_key(key: &str) -> String {
+    key.replace('_', "-").to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -287,6 +292,30 @@ mod tests {
         assert_eq!(get("spin-path-info"), Some("/bar"));
         assert_eq!(get("spin-matched-route"), Some("/foo/:userid/..."));
         assert_eq!(get("spin-component-route"), Some("/foo/:userid"));
+    }
+
+    #[test]
+    fn parameter_names_with_underscores_and_capitals() {
+        let r = router(&[("dummy", "/users/:user_id/:Kind")]);
+        let m = r.route("/users/7/Admin").unwrap();
+        let h = m.spin_headers("http", "h", "/users/7/Admin", "0.0.0.0:0".parse().unwrap());
+        let names: Vec<&str> = h.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            &names[..7],
+            [
+                "spin-path-info",
+                "spin-full-url",
+                "spin-matched-route",
+                "spin-base-path",
+                "spin-raw-component-route",
+                "spin-component-route",
+                "spin-client-addr",
+            ]
+        );
+        let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("spin-path-match-user-id"), Some("7"));
+        assert_eq!(get("spin-path-match-kind"), Some("Admin"));
+        assert_eq!(get("spin-path-match-user_id"), None);
     }
 
     #[test]

@@ -262,7 +262,13 @@ fn unknown_route_is_404() {
     assert_eq!(host.get("/nope").status, 404);
     let health = host.get("/.well-known/spin/health");
     assert_eq!((health.status, health.body.as_str()), (200, "OK"));
+    let info = host.get("/.well-known/spin/info");
+    assert_eq!(info.status, 200);
+    assert_eq!(info.header("content-type"), Some("application/json"));
+    assert_eq!(info.body, "{\n  \"name\": \"probe\"\n}");
     assert_eq!(host.get("/.well-known/spin/other").status, 404);
+    let nope = host.get("/nope");
+    assert_eq!((nope.status, nope.body.as_str()), (404, ""));
     assert_eq!(host.get("/only/x").status, 200);
 }
 
@@ -337,8 +343,11 @@ fn service_chaining_and_outbound_denial() {
     let v = host.json("/chain");
     assert_eq!(v["status"], 200, "{v}");
     let h = &v["body"]["headers"];
+    // Spin drops the Host header of every outbound request, and builds
+    // spin-full-url from the Host header, `localhost` without one.
+    assert_eq!(h["spin-full-url"], "http://localhost/echo/chained?x=1");
     assert_eq!(
-        h["spin-full-url"],
+        v["body"]["uri"],
         "http://probe.spin.internal/echo/chained?x=1"
     );
     assert_eq!(h["spin-path-info"], "/echo/chained");
@@ -378,6 +387,156 @@ fn a_trap_fails_only_its_request() {
     // The trapped instance is gone; a new one serves the next request.
     assert_eq!(host.json("/count")["count"], 1);
     assert_eq!(host.json("/count")["count"], 2);
+}
+
+/// Sends raw bytes as a request on a fresh connection; returns all that came back.
+fn raw(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
+
+/// A GET with extra raw header lines; the parsed JSON the probe answered.
+fn get_with_headers(port: u16, path: &str, extra: &[u8]) -> (u16, String) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n").into_bytes();
+    req.extend_from_slice(extra);
+    req.extend_from_slice(b"Connection: close\r\n\r\n");
+    let out = String::from_utf8_lossy(&raw(port, &req)).into_owned();
+    let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// The probe's `header_list` as pairs.
+fn header_list(body: &str) -> Vec<(String, String)> {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["header_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn spin_headers_as_spin_makes_them() {
+    let text = manifest(|m| {
+        m.replace(
+            "[component.probe]",
+            "[[trigger.http]]\nroute = \"/users/:user_id/:Kind/...\"\ncomponent = \"probe\"\n\n[component.probe]",
+        )
+    });
+    let host = Host::start(&text, &[], &[]);
+    let port = host.port;
+    // The client sends headers named like Spin's: they come first, Spin's after.
+    let (status, body) = get_with_headers(
+        port,
+        "/users/u-7/Admin/rest/?q=1",
+        b"X-Trace: t1\r\nSpin-Full-Url: forged\r\nspin-path-match-user-id: forged\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    let list = header_list(&body);
+    let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+    for n in &names {
+        assert_eq!(*n, n.to_ascii_lowercase());
+    }
+    let values = |name: &str| -> Vec<&str> {
+        list.iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let full_url = format!("http://localhost:{port}/users/u-7/Admin/rest/?q=1");
+    assert_eq!(values("spin-full-url"), ["forged", full_url.as_str()]);
+    assert_eq!(values("spin-path-match-user-id"), ["forged", "u-7"]);
+    assert_eq!(values("spin-path-match-kind"), ["Admin"]);
+    assert_eq!(values("spin-path-match-user_id"), Vec::<&str>::new());
+    assert_eq!(values("spin-path-info"), ["/rest/"]);
+    assert_eq!(values("spin-matched-route"), ["/users/:user_id/:Kind/..."]);
+    assert_eq!(
+        values("spin-raw-component-route"),
+        ["/users/:user_id/:Kind/..."]
+    );
+    assert_eq!(values("spin-component-route"), ["/users/:user_id/:Kind"]);
+    assert_eq!(values("spin-base-path"), ["/"]);
+    assert_eq!(values("x-trace"), ["t1"]);
+    // wasi:http forbids `host` (as `connection`): it is in the URI instead.
+    assert_eq!(values("host"), Vec::<&str>::new());
+    let client = values("spin-client-addr");
+    assert!(client[0].starts_with("127.0.0.1:"), "{client:?}");
+    // No Connection header reaches the guest.
+    assert_eq!(values("connection"), Vec::<&str>::new());
+}
+
+#[test]
+fn header_values_must_be_utf8_not_ascii() {
+    let host = Host::start(&manifest(|m| m), &[], &[]);
+    // Valid UTF-8, not ASCII: passed through unchanged.
+    let (status, body) = get_with_headers(host.port, "/echo", "X-Name: Zoë Ωmega\r\n".as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let list = header_list(&body);
+    assert!(
+        list.contains(&("x-name".to_owned(), "Zoë Ωmega".to_owned())),
+        "{list:?}"
+    );
+    // Not UTF-8: Spin's `prepare_request_headers` fails, and the handler's
+    // error becomes an empty 500.
+    let (status, body) = get_with_headers(host.port, "/echo", b"X-Name: Zo\xeb\r\n");
+    assert_eq!((status, body.as_str()), (500, ""));
+}
+
+#[test]
+fn requests_without_a_usable_host_get_no_answer() {
+    let host = Host::start(&manifest(|m| m), &[], &[]);
+    let port = host.port;
+    // Spin's `set_req_uri` fails (no authority, or an invalid one) and hyper
+    // closes the connection without a response.
+    assert_eq!(raw(port, b"GET /echo HTTP/1.0\r\n\r\n"), b"");
+    assert_eq!(
+        raw(
+            port,
+            b"GET /echo HTTP/1.1\r\nHost: bad host\r\nConnection: close\r\n\r\n"
+        ),
+        b""
+    );
+    // A chaining Host is removed first, and then there is none.
+    assert_eq!(
+        raw(
+            port,
+            b"GET /echo HTTP/1.1\r\nHost: probe.spin.internal\r\nConnection: close\r\n\r\n"
+        ),
+        b""
+    );
+    // The well-known paths are answered before that.
+    let out = raw(port, b"GET /.well-known/spin/health HTTP/1.0\r\n\r\n");
+    assert!(
+        out.starts_with(b"HTTP/1.0 200 OK"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // An absolute-form URI gives the authority when there is no Host header.
+    let out = raw(port, b"GET http://example.test:81/echo HTTP/1.0\r\n\r\n");
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    assert!(
+        out.contains("\"uri\":\"http://example.test:81/echo\""),
+        "{out}"
+    );
+    // spin-full-url is built from the Host header only: `localhost` here.
+    assert!(
+        out.contains("\"spin-full-url\":\"http://localhost/echo\""),
+        "{out}"
+    );
 }
 
 fn startup_error(text: &str, env: &[(&str, &str)]) -> String {
@@ -477,7 +636,7 @@ fn postgres_host_calls() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(columns[0], "i2:DbDataType::Int16");
-    assert!(columns.contains(&"tz:DbDataType::Datetime"), "{columns:?}");
+    assert!(columns.contains(&"ts:DbDataType::Datetime"), "{columns:?}");
     assert!(
         columns.contains(&"other:DbDataType::Other(\"inet\")"),
         "{columns:?}"
@@ -506,7 +665,6 @@ fn postgres_host_calls() {
         "DbValue::ArrayInt64([Some(5)])",
         "DbValue::ArrayStr([Some(\"p\"), None])",
         "DbValue::Datetime((2024, 1, 2, 3, 4, 5, 0))",
-        "DbValue::Datetime((2024, 1, 2, 3, 4, 5, 0))",
         "DbValue::Date((2024, 1, 2))",
         "DbValue::Time((3, 4, 5, 0))",
         "DbValue::DbNull",
@@ -521,13 +679,21 @@ fn postgres_host_calls() {
         serde_json::json!([[1, "one"], [2, null]]),
         "{v}"
     );
+    let tz = v["timestamptz"].as_str().unwrap();
+    assert!(
+        tz.contains("QueryFailed") && tz.contains("timestamptz"),
+        "{tz}"
+    );
+    assert_eq!(v["empty_columns"], 0, "{v}");
     let bad = v["bad_query"].as_str().unwrap();
     assert!(
         bad.contains("QueryFailed") && bad.contains("code: \"42P01\""),
         "{bad}"
     );
     assert!(
-        v["denied"].as_str().unwrap().contains("ConnectionFailed"),
+        v["denied"].as_str().unwrap().contains(
+            "ConnectionFailed(\"address postgres://10.255.255.1:5432 is not permitted\")"
+        ),
         "{v}"
     );
 }
