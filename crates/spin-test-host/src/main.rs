@@ -5,36 +5,67 @@
 //! the subset the project uses, and takes the same flags:
 //!
 //! ```text
-//! spin-test-host up --from <spin.toml> [--listen 127.0.0.1:3000]
-//!     [--runtime-config-file <file>] [--max-instance-reuse-count 128]
+//! spin-test-host up --from <spin.toml> [-c <component-id>]...
+//!     [--runtime-config-file <file>] [--disable-cache]
+//!     [--listen 127.0.0.1:3000] [--max-instance-reuse-count 128]
 //!     [--max-instance-concurrent-reuse-count 16] [--idle-instance-timeout 1s]
-//!     [--disable-cache]
 //! ```
 //!
-//! What it mimics (the real Spin remains the reference):
+//! The real Spin remains the reference; where this host differs, Spin is right.
+//! What it mimics, refusals and failures included:
 //! - manifest: `[application]`, `[variables]`, `[[trigger.http]]` (string or
 //!   `{ private = true }` routes), `[[trigger.redis]]` with
 //!   `[application.trigger.redis] address`, `[component.<id>]` with `source`,
-//!   `allowed_outbound_hosts`, `variables`, `environment` (`build` is ignored);
-//! - HTTP routing and `spin-*` headers ([`routes`]), WASIp3 instance reuse
-//!   ([`http_trigger`]), outbound `wasi:http` with `allowed_outbound_hosts` and
-//!   local service chaining via `http://<component>.spin.internal`;
+//!   `allowed_outbound_hosts` (checked at load as Spin's loader does),
+//!   `variables`, `environment` (`build` is ignored);
+//! - selective deployment, `-c/--component-id` (repeatable), as `spin up`:
+//!   unknown ids, a kept component chaining to one not kept (or using
+//!   `http://*.spin.internal`) and an application left without triggers are
+//!   refused with Spin's messages ([`manifest::App::retain_components`]);
+//! - one trigger per type, as `spin up` runs one trigger process per type: the
+//!   HTTP options (`--listen`, the reuse flags) are refused (exit 2, as clap's
+//!   "unexpected argument") when no HTTP trigger is left; a Redis-triggered
+//!   component with a `*.spin.internal` entry in `allowed_outbound_hosts` (as
+//!   written: `http://{{ x }}.spin.internal` does not count) is refused with
+//!   "... not available in this version of the 'redis' trigger:
+//!   local_service_chaining"; when a trigger fails, running or at startup, the
+//!   process ends with exit 1 and Spin's lines ("Trigger executor failed", the
+//!   error, and "A trigger exited unexpectedly. Terminating." when the app has
+//!   both types), e.g. when a Redis subscription's connection drops
+//!   ("disconnected from <host:port>"; no reconnection);
+//! - HTTP routing and `spin-*` headers ([`routes`]), request preparation and
+//!   WASIp3 instance reuse ([`http_trigger`]): client headers first, then
+//!   Spin's (`spin-path-match-user-id` for `:user_id`), values UTF-8 (an empty
+//!   500 otherwise), empty 404/500 bodies, `/.well-known/spin/health` and
+//!   `/info`; outbound `wasi:http` with `allowed_outbound_hosts` and local
+//!   service chaining via `http://<component>.spin.internal` (HTTP-triggered
+//!   components only, as in Spin);
 //! - `spin:variables@3.0.0` with the `SPIN_VARIABLE_<NAME>` env provider
 //!   ([`variables`]), `spin:redis@3.0.0` ([`redis_host`]),
-//!   `spin:postgres@4.2.0` ([`pg_host`]), the Redis trigger ([`redis_trigger`]);
-//! - WASI 0.2 and 0.3 from `wasmtime-wasi`, guest stdio inherited.
+//!   `spin:postgres@4.2.0` ([`pg_host`]: Spin's address check, error kinds,
+//!   unreadable `timestamptz`, columns from the first row), the Redis trigger
+//!   ([`redis_trigger`]);
+//! - WASI 0.2 and 0.3 from `wasmtime-wasi`, guest stdio inherited; errors
+//!   printed as Spin's CLI prints them (`Error: ...`, then `Caused by:`).
 //!
 //! Known differences from Spin (details in each module's docs):
-//! - the Redis trigger reconnects with backoff when its connection drops
-//!   (Spin's trigger stops with "disconnected");
-//! - a service-chaining request to a component without an HTTP trigger fails
-//!   with `destination-not-found` (Spin traps the caller);
-//! - Postgres: no TLS (`sslmode=require` fails), range types unsupported,
-//!   `timestamptz` decoded, column metadata present for empty results;
+//! - one process: the triggers of a multi-type app share it (Spin runs one
+//!   process per trigger type; the outcome of a failure is the same);
+//! - service chaining to a component without an HTTP trigger answers the caller
+//!   `destination-not-found` (Spin traps the calling instance);
 //! - a component importing something we do not provide still starts; the
-//!   missing functions trap when called (logged as a warning at startup);
-//! - HTTP/1.1 and h2c only; `--env`, `--find-free-port`, TLS flags and other
-//!   `spin up` options are not accepted.
+//!   missing functions trap when called (Spin refuses to start it);
+//! - wasi:sockets: every address is denied (Spin allows `tcp://`/`udp://`
+//!   entries of `allowed_outbound_hosts`);
+//! - outbound HTTP (not chained) opens a connection per request (Spin pools
+//!   them);
+//! - Postgres: no TLS (`sslmode=require` fails), range types unsupported, no
+//!   128 MiB result limit (nor for Redis), pools per address never evicted;
+//! - `--env`, `--find-free-port`, `--request-timeout`, TLS and log flags,
+//!   `SPIN_HTTP_LISTEN_ADDR`, and ranges (`1..8`) for the reuse flags are not
+//!   accepted; HTTP/1.1 and h2c only;
+//! - wording of a few startup errors (manifest, variables) and of log lines,
+//!   and the extra "spin-test-host: application ... is ready" line.
 //!
 //! NOT supported: components exporting the WASIp2 or Spin-1 HTTP interfaces,
 //! Wagi, static responses, inline components, component dependencies, `files`,
@@ -43,8 +74,7 @@
 //! `fermyon:spin/inbound-redis` export), TLS, `self` and CIDR entries in
 //! `allowed_outbound_hosts`, runtime-config contents (the file is read and
 //! ignored with a warning, so only the default env variables provider exists),
-//! request timeouts, `/.well-known/spin/info` (only `/.well-known/spin/health`
-//! answers), OpenTelemetry, and log files (guest output goes to our
+//! request timeouts, OpenTelemetry, and log files (guest output goes to our
 //! stdout/stderr).
 //!
 //! Compiled components are cached on disk by Wasmtime (default cache
@@ -56,10 +86,11 @@
 //! Tests: `cargo test -p spin-test-host` runs unit tests and integration tests
 //! against `fixtures/probe` and `fixtures/probe-redis` (build them first with
 //! `cargo build --release --target wasm32-wasip2 -p spin-test-host-probe -p spin-test-host-probe-redis`).
-//! Redis- and Postgres-backed checks run only when `SPIN_TEST_HOST_REDIS`
+//! Checks against the shared stores run only when `SPIN_TEST_HOST_REDIS`
 //! (e.g. `redis://127.0.0.1:6379`, no password) and `SPIN_TEST_HOST_PG` (e.g.
 //! `postgres://user:pw@127.0.0.1:5432/db`) are set; otherwise they print that
-//! they were skipped and pass.
+//! they were skipped and pass. The Redis trigger's failure tests start a
+//! `redis-server` of their own on a free port (skipped if it is not installed).
 
 mod http_trigger;
 mod manifest;
