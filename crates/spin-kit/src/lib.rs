@@ -1,8 +1,8 @@
 //! The Spin glue every component shares, so that a component crate is one line.
 //!
 //! Owns: answering (every response carries the whole body with its `Content-Length`, errors are
-//! mapped once from [`ApiError`]), reading route parameters from Spin's `spin-path-match-*`
-//! headers, reading application variables (cached per instance), the per-instance Redis and
+//! mapped once from [`ApiError`]), reading route parameters from the path by the endpoint's route
+//! pattern, reading application variables (cached per instance), the per-instance Redis and
 //! Postgres connections that heal themselves, `Idempotency-Key` handling for every mutating
 //! endpoint, calls to other components (service chaining), and running futures concurrently.
 //! Domain rules live in the Spin-free service libraries.

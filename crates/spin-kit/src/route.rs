@@ -1,9 +1,11 @@
-//! Route parameters.
+//! Route parameters, read from the request's path by the endpoint's route pattern.
 //!
-//! Spin passes one `spin-path-match-<name>` header per `:name` of the matched route — but not
-//! for requests that arrive through service chaining (`http://<component>.spin.internal/…`),
-//! which Spin matches as `/...`. So each endpoint also declares its route pattern (the same as in
-//! `spin.toml`), and a parameter missing from the headers is read from the path by that pattern.
+//! Each endpoint declares its route pattern (the same as in `spin.toml`; [`crate::serve`] records
+//! it), and `:name` is the path segment at that position. Spin also passes one
+//! `spin-path-match-<name>` header per parameter, but those are not read: the client's own
+//! headers come first, so a client could name another user or amount in one than in the path it
+//! was routed by; and requests that arrive through service chaining
+//! (`http://<component>.spin.internal/…`) carry none.
 
 use market_core::ApiError;
 use spin_sdk::http::Request;
@@ -19,12 +21,9 @@ pub fn declare(pattern: &'static str) {
     PATTERN.with(|p| p.set(pattern));
 }
 
-/// The value of the route parameter `name` (e.g. `item_id` for a route `/stock/find/:item_id`).
+/// The value of the route parameter `name` (e.g. `item_id` for a route `/stock/find/:item_id`),
+/// from the request's path.
 pub fn param<'r>(req: &'r Request, name: &str) -> Result<&'r str, ApiError> {
-    let header = format!("spin-path-match-{name}");
-    if let Some(value) = req.headers().get(header.as_str()).and_then(|v| v.to_str().ok()) {
-        return Ok(value);
-    }
     let pattern = PATTERN.with(Cell::get);
     from_path(pattern, req.uri().path(), name)
         .ok_or_else(|| ApiError::BadRequest(format!("missing route parameter {name}")))
