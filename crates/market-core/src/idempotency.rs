@@ -1,7 +1,8 @@
 //! `Idempotency-Key` semantics, shared by every mutating endpoint.
 //!
 //! A retry with the same key gets the first response without the work being done again; the
-//! same key with a different request is refused (422); a retry while the first is still running
+//! same key with a different request — another method, path or body; the query string is not
+//! part of a request's identity — is refused (422); a retry while the first is still running
 //! is refused (409, retry later). Records expire after [`DONE_TTL_SECONDS`]; a claim whose request
 //! never finished (its server died) expires after [`PENDING_TTL_SECONDS`], after which the key
 //! can be used again. Server errors (5xx) are not recorded: the request may simply be retried.
@@ -9,6 +10,7 @@
 //! This module is the pure part (records and the decision); `spin-kit` does the Redis I/O.
 
 use crate::ApiError;
+use crate::sha256::{Sha256, hex};
 use serde::{Deserialize, Serialize};
 
 /// How long a finished request's response is kept: 24 h.
@@ -59,9 +61,19 @@ pub fn check_key(key: &str) -> Result<&str, ApiError> {
     Ok(key)
 }
 
-/// Identifies a request: the same key may only be reused for the same request.
-pub fn fingerprint(method: &str, path_and_query: &str) -> String {
-    format!("{method} {path_and_query}")
+/// Identifies a request: the same key may only be reused for the same method, path and body.
+/// The query string is not part of it (no endpoint reads one; anything after a `?` in `path` is
+/// ignored). A SHA-256 of the three, in hex: 64 characters whatever the request's size, so that
+/// the record kept under a key for 24 h stays small.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let mut h = Sha256::new();
+    for part in [method.as_bytes(), path.as_bytes()] {
+        h.update(&(part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.update(body);
+    hex(&h.finish())
 }
 
 /// Decides from what the key held before this request claimed it (`None`: it was free).
@@ -69,9 +81,9 @@ pub fn decide(prior: Option<Record>, fingerprint: &str) -> Decision {
     match prior {
         None => Decision::Execute,
         Some(Record::Pending { fingerprint: fp }) | Some(Record::Done { fingerprint: fp, .. }) if fp != fingerprint => {
-            Decision::Refuse(ApiError::Unprocessable(format!(
-                "this Idempotency-Key was used for another request ({fp})"
-            )))
+            Decision::Refuse(ApiError::Unprocessable(
+                "this Idempotency-Key was used for another request (another method, path or body)".into(),
+            ))
         }
         Some(Record::Pending { .. }) => Decision::Refuse(ApiError::Conflict(
             "a request with this Idempotency-Key is still running; retry later".into(),
@@ -112,6 +124,19 @@ mod tests {
             Decision::Refuse(e) => assert_eq!(e.status(), 422),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn fingerprints_are_method_path_and_body_in_a_fixed_size() {
+        let fp = fingerprint("POST", "/payment/pay/a/1", b"");
+        assert_eq!(fp.len(), 64);
+        assert_eq!(fingerprint("POST", "/payment/pay/a/1?pad=xxxx", b""), fp, "the query is not part of it");
+        assert_eq!(fingerprint("POST", &format!("/payment/pay/a/1?{}", "x".repeat(60_000)), b""), fp);
+        assert_ne!(fingerprint("POST", "/payment/pay/a/1", b"{}"), fp, "the body is");
+        assert_ne!(fingerprint("POST", "/payment/pay/a/2", b""), fp);
+        assert_ne!(fingerprint("PUT", "/payment/pay/a/1", b""), fp);
+        assert_ne!(fingerprint("POST", "/a", b"b"), fingerprint("POST", "/ab", b""), "parts cannot slide into each other");
+        assert_eq!(fingerprint("POST", &"/x".repeat(30_000), &[7; 100_000]).len(), 64);
     }
 
     #[test]

@@ -5,15 +5,28 @@ use crate::ApiError;
 /// Longest identifier accepted in a path (ids are UUIDs or small decimal numbers).
 pub const MAX_ID_LEN: usize = 128;
 
+/// Longest part of a refused value that an error message quotes.
+const MAX_QUOTED: usize = 40;
+
+/// `raw` as an error message quotes it: at most [`MAX_QUOTED`] characters, so that an answer
+/// (kept for 24 h when the request has an `Idempotency-Key`) stays small whatever the input.
+fn quoted(raw: &str) -> String {
+    match raw.char_indices().nth(MAX_QUOTED) {
+        Some((end, _)) => format!("{:?}… ({} bytes)", &raw[..end], raw.len()),
+        None => format!("{raw:?}"),
+    }
+}
+
 /// Parses a quantity, amount, price or credit: a non-negative integer that fits in `i64`.
 pub fn parse_non_negative(name: &str, raw: &str) -> Result<i64, ApiError> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::BadRequest(format!(
-            "{name} must be a non-negative integer, got {raw:?}"
+            "{name} must be a non-negative integer, got {}",
+            quoted(raw)
         )));
     }
     raw.parse::<i64>().map_err(|_| {
-        ApiError::BadRequest(format!("{name} is too large (at most {}), got {raw}", i64::MAX))
+        ApiError::BadRequest(format!("{name} is too large (at most {}), got {}", i64::MAX, quoted(raw)))
     })
 }
 
@@ -55,6 +68,17 @@ mod tests {
             let err = parse_non_negative("amount", raw).unwrap_err();
             assert_eq!(err.status(), 400, "{raw:?} should be refused");
         }
+    }
+
+    #[test]
+    fn messages_quote_a_bounded_part_of_the_input() {
+        let huge = "9".repeat(60_000);
+        let message = parse_non_negative("amount", &huge).unwrap_err().message();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("60000 bytes"), "{message}");
+        let message = parse_non_negative("amount", &"é".repeat(50)).unwrap_err().message();
+        assert!(message.len() < 200, "{message}");
+        assert!(parse_non_negative("amount", "x1").unwrap_err().message().ends_with("got \"x1\""));
     }
 
     #[test]

@@ -1,21 +1,65 @@
 //! Reading request bodies.
+//!
+//! A body is read once. [`buffer`] reads it ahead of the handler (for the `Idempotency-Key`
+//! fingerprint) and keeps it with the request, where [`bytes`] finds it.
 
 use market_core::ApiError;
 use spin_sdk::http::Request;
 use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::wasip3::http_compat::IncomingBody;
 
 /// Largest body an endpoint reads.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// The whole request body; 400 if it cannot be read, 413-as-400 if it is too large.
-pub async fn bytes(req: Request) -> Result<Vec<u8>, ApiError> {
-    let body = req
-        .into_body()
-        .bytes()
-        .await
+/// A body already read by [`buffer`].
+#[derive(Clone)]
+struct Buffered(Vec<u8>);
+
+/// The whole request body; 400 if it cannot be read or is larger than [`MAX_BODY_BYTES`].
+pub async fn bytes(mut req: Request) -> Result<Vec<u8>, ApiError> {
+    if let Some(Buffered(body)) = req.extensions_mut().remove::<Buffered>() {
+        return Ok(body);
+    }
+    check_declared_length(&req)?;
+    read(req.into_body()).await
+}
+
+/// Reads the body now and keeps it with the request, for [`bytes`] (and [`buffered`]) later.
+pub async fn buffer(req: Request) -> Result<Request, ApiError> {
+    check_declared_length(&req)?;
+    let (mut parts, mut body) = req.into_parts();
+    // The body stays with the request, but emptied: its content moves to the extension.
+    let message = body
+        .take_unstarted()
+        .ok_or_else(|| ApiError::Internal("the request body was already being read".into()))?;
+    let incoming = IncomingBody::new(message)
         .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e:?}")))?;
+    parts.extensions.insert(Buffered(read(incoming).await?));
+    Ok(Request::from_parts(parts, body))
+}
+
+/// The body [`buffer`] read, if it did.
+pub fn buffered(req: &Request) -> Option<&[u8]> {
+    req.extensions().get::<Buffered>().map(|b| b.0.as_slice())
+}
+
+/// Refuses a body whose `Content-Length` says it is too large, before reading it.
+fn check_declared_length(req: &Request) -> Result<(), ApiError> {
+    let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_BODY_BYTES as u64 => Err(too_large()),
+        _ => Ok(()),
+    }
+}
+
+async fn read<B: IncomingBodyExt>(body: B) -> Result<Vec<u8>, ApiError> {
+    let body = body.bytes().await.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e:?}")))?;
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes")));
+        return Err(too_large());
     }
     Ok(body.to_vec())
+}
+
+fn too_large() -> ApiError {
+    ApiError::BadRequest(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
 }

@@ -1,11 +1,13 @@
 //! The Redis side of `Idempotency-Key` (rules in `market_core::idempotency`).
 //!
 //! Keys live under the owning service's prefix, `<service>:idem:<key>`, where the service is the
-//! first segment of the request path (`/payment/pay/...` → `payment:idem:...`).
+//! first segment of the request path (`/payment/pay/...` → `payment:idem:...`). A record holds the
+//! request's fingerprint (64 hex digits: method, path and body) and, once done, the response.
+//! A keyed request's body is read before the handler runs, for the fingerprint; the handler gets
+//! it from [`crate::body::bytes`] as usual.
 
-use crate::respond;
 use crate::stores::{args, redis_idempotent, redis_once, reply_text};
-use crate::{Reply, Request};
+use crate::{Reply, Request, body, respond};
 use market_core::ApiError;
 use market_core::idempotency::{self, DONE_TTL_SECONDS, Decision, PENDING_TTL_SECONDS, Record};
 use std::future::Future;
@@ -22,31 +24,37 @@ pub struct KeyedRequest {
     fingerprint: String,
 }
 
-/// The request's `Idempotency-Key` with its owning service and fingerprint; `None` without a key
-/// (then nothing more is computed).
-pub fn keyed(req: &Request) -> Option<KeyedRequest> {
-    let key = req.headers().get("idempotency-key")?;
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    Some(KeyedRequest {
-        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+/// The request's `Idempotency-Key` with its owning service and fingerprint, and the request with
+/// its body read (kept with it for the handler); no key: the request as it came (nothing read).
+pub async fn keyed(req: Request) -> Result<(Request, Option<KeyedRequest>), ApiError> {
+    let Some(key) = req.headers().get("idempotency-key") else {
+        return Ok((req, None));
+    };
+    let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+    let req = body::buffer(req).await?;
+    let path = req.uri().path();
+    let keyed = KeyedRequest {
+        key,
         service: path.trim_start_matches('/').split('/').next().unwrap_or("").to_string(),
-        fingerprint: idempotency::fingerprint(req.method().as_str(), path),
-    })
+        fingerprint: idempotency::fingerprint(req.method().as_str(), path, body::buffered(&req).unwrap_or_default()),
+    };
+    Ok((req, Some(keyed)))
 }
 
-/// Runs `work` at most once per `Idempotency-Key`.
-pub async fn once<Fut>(request: KeyedRequest, work: Fut) -> Reply
+/// Runs `work` at most once per `Idempotency-Key`; errors are answered as [`crate::serve`]
+/// answers them, under `request_id`.
+pub async fn once<Fut>(request: KeyedRequest, request_id: &str, work: Fut) -> Reply
 where
     Fut: Future<Output = Reply>,
 {
     let KeyedRequest { key: raw_key, service, fingerprint } = request;
     let key = match idempotency::check_key(&raw_key) {
         Ok(k) => format!("{service}:idem:{k}"),
-        Err(e) => return respond::error(&e),
+        Err(e) => return crate::fail(&e, request_id),
     };
     match claim(&key, &fingerprint).await {
-        Err(e) => return respond::error(&e),
-        Ok(Decision::Refuse(e)) => return respond::error(&e),
+        Err(e) => return crate::fail(&e, request_id),
+        Ok(Decision::Refuse(e)) => return crate::fail(&e, request_id),
         Ok(Decision::Replay { status, body }) => {
             let mut reply = respond::raw_json(status, body);
             reply.headers_mut().insert("idempotent-replayed", http::HeaderValue::from_static("true"));

@@ -1,11 +1,12 @@
 //! The Spin glue every component shares, so that a component crate is one line.
 //!
-//! Owns: answering (every response carries the whole body with its `Content-Length`, errors are
-//! mapped once from [`ApiError`]), reading route parameters from the path by the endpoint's route
-//! pattern, reading application variables (cached per instance), the per-instance Redis and
-//! Postgres connections that heal themselves, `Idempotency-Key` handling for every mutating
-//! endpoint, calls to other components (service chaining), and running futures concurrently.
-//! Domain rules live in the Spin-free service libraries.
+//! Owns: answering (every response carries the whole body with its `Content-Length` and the
+//! request's id in `x-request-id`; errors are mapped once from [`ApiError`], a server error's
+//! details logged under that id and never answered), reading route parameters from the path by
+//! the endpoint's route pattern, reading application variables (cached per instance), the
+//! per-instance Redis and Postgres connections that heal themselves, `Idempotency-Key` handling
+//! for every mutating endpoint, calls to other components (service chaining), and running futures
+//! concurrently. Domain rules live in the Spin-free service libraries.
 //!
 //! A component is:
 //! ```ignore
@@ -17,6 +18,7 @@ pub mod chain;
 pub mod concurrent;
 pub mod group_commit;
 pub mod idempotency;
+pub mod request_id;
 pub mod respond;
 pub mod route;
 pub mod signal;
@@ -30,7 +32,8 @@ pub use spin_sdk::http::Request;
 
 use std::future::Future;
 
-/// Runs `handler` for a request to the endpoint `method route`; every outcome becomes a [`Reply`].
+/// Runs `handler` for a request to the endpoint `method route`; every outcome becomes a [`Reply`]
+/// that carries the request's id (header `x-request-id`; error bodies also as `"request_id"`).
 pub async fn serve<F, Fut>(req: Request, method: http::Method, route: &'static str, handler: F) -> Reply
 where
     F: FnOnce(Request) -> Fut,
@@ -38,25 +41,52 @@ where
 {
     route::declare(route);
     let _in_flight = stores::request_started();
-    if req.method() != method {
-        return respond::error(&ApiError::MethodNotAllowed { allowed: method_name(&method) });
+    let request_id = request_id::new();
+    let mut reply = answer(req, method, &request_id, handler).await;
+    if reply.status().as_u16() >= 400 {
+        respond::add_request_id(&mut reply, &request_id);
     }
-    let keyed = if method == http::Method::GET { None } else { idempotency::keyed(&req) };
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        reply.headers_mut().insert("x-request-id", value);
+    }
+    reply
+}
+
+async fn answer<F, Fut>(req: Request, method: http::Method, request_id: &str, handler: F) -> Reply
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    if req.method() != method {
+        return fail(&ApiError::MethodNotAllowed { allowed: method_name(&method) }, request_id);
+    }
+    let (req, keyed) = if method == http::Method::GET {
+        (req, None)
+    } else {
+        match idempotency::keyed(req).await {
+            Ok(keyed) => keyed,
+            Err(err) => return fail(&err, request_id),
+        }
+    };
     let work = async move {
         match handler(req).await {
             Ok(reply) => reply,
-            Err(err) => {
-                if err.status() >= 500 {
-                    eprintln!("error: {err}");
-                }
-                respond::error(&err)
-            }
+            Err(err) => fail(&err, request_id),
         }
     };
     match keyed {
-        Some(keyed) => idempotency::once(keyed, work).await,
+        Some(keyed) => idempotency::once(keyed, request_id, work).await,
         None => work.await,
     }
+}
+
+/// The answer to `err`: a server error's whole text goes to the log, under the request's id; the
+/// client reads the public message (see [`ApiError::public_message`]) and the id.
+pub(crate) fn fail(err: &ApiError, request_id: &str) -> Reply {
+    if err.is_server_error() {
+        eprintln!("error [request {request_id}]: {err}");
+    }
+    respond::error_for(err, request_id)
 }
 
 fn method_name(method: &http::Method) -> &'static str {

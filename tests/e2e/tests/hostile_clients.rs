@@ -2,12 +2,26 @@
 //! idempotency records bloated or reused for another body, additions that overflow inside the
 //! checkout saga, store errors leaking into answers, and the admin routes (`batch_init`).
 
-use e2e::App;
+use e2e::{App, Reply, redis_cli};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn app() -> &'static App {
     static APP: OnceLock<App> = OnceLock::new();
     APP.get_or_init(App::start)
+}
+
+/// An id no other test or run uses.
+fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn assert_error(reply: &Reply, status: u16) -> serde_json::Value {
+    assert_eq!(reply.status, status, "{reply:?}");
+    let v = reply.json();
+    assert!(v["error"].is_string() && v["message"].is_string(), "error body: {v}");
+    v
 }
 
 // ---- 1. Route parameters come from the path only.
@@ -35,4 +49,84 @@ fn route_parameters_come_from_the_path_never_from_request_headers() {
     let other = app().new_item(9, 0);
     let found = app().send("GET", &format!("/stock/find/{item}"), &[("spin-path-match-item_id", other.as_str())], b"");
     assert_eq!((found.status, found.json()["price"].as_i64()), (200, Some(7)), "{found:?}");
+}
+
+// ---- 3. The idempotency fingerprint: method, path, and a digest of the body.
+
+#[test]
+fn an_idempotency_key_reused_with_another_body_is_422() {
+    let user = app().new_user(0);
+    let key = unique("body");
+    let path = format!("/payment/add_funds/{user}/5");
+    let first = app().send("POST", &path, &[("Idempotency-Key", &key)], br#"{"note": "first"}"#);
+    assert_eq!(first.status, 200, "{first:?}");
+    let other = app().send("POST", &path, &[("Idempotency-Key", &key)], br#"{"note": "second"}"#);
+    assert_error(&other, 422);
+    let again = app().send("POST", &path, &[("Idempotency-Key", &key)], br#"{"note": "first"}"#);
+    assert_eq!((again.status, again.header("idempotent-replayed")), (200, Some("true")), "{again:?}");
+    assert_eq!(again.body, first.body);
+    assert_eq!(app().credit_of(&user), 5, "added once");
+}
+
+#[test]
+fn a_huge_query_string_is_not_stored_with_the_idempotency_key() {
+    let user = app().new_user(0);
+    let key = unique("query");
+    let padded = format!("/payment/add_funds/{user}/5?pad={}", "x".repeat(60_000));
+    let first = app().send("POST", &padded, &[("Idempotency-Key", &key)], b"");
+    assert_eq!(first.status, 200, "{first:?}");
+    let stored: usize = redis_cli(&["STRLEN", &format!("payment:idem:{key}")])[0].parse().expect("a length");
+    assert!(stored > 0 && stored < 1024, "the record under the key takes {stored} bytes");
+    for path in [padded.clone(), format!("/payment/add_funds/{user}/5")] {
+        let replay = app().send("POST", &path, &[("Idempotency-Key", &key)], b"");
+        assert_eq!((replay.status, replay.header("idempotent-replayed")), (200, Some("true")), "{replay:?}");
+        assert_eq!(replay.body, first.body);
+    }
+    assert_eq!(app().credit_of(&user), 5, "added once");
+}
+
+// ---- 5. Store errors stay in the log; the client gets a request id.
+
+const STORE_WORDS: [&str; 6] = ["postgres", "redis", "connect", "127.0.0.1", "refused", "pool"];
+
+#[test]
+fn a_store_that_does_not_answer_is_a_generic_503_with_a_request_id() {
+    let broken = App::start_with_env(&[("SPIN_VARIABLE_PG_HOST", "127.0.0.1:1")]);
+    let key = unique("broken");
+    for (method, path, headers) in [
+        ("GET", "/stock/find/anything".to_string(), vec![]),
+        ("POST", "/payment/create_user".to_string(), vec![]),
+        ("POST", "/stock/add/anything/1".to_string(), vec![("Idempotency-Key", key.as_str())]),
+        ("GET", "/orders/find/anything".to_string(), vec![]),
+    ] {
+        let reply = broken.send(method, &path, &headers, b"");
+        let body = assert_error(&reply, 503);
+        assert_eq!(body["error"], "unavailable", "{body}");
+        assert_eq!(body["message"], "a data store is unavailable; retry later", "{body}");
+        let id = body["request_id"].as_str().expect("a request id").to_string();
+        assert!(!id.is_empty());
+        assert_eq!(reply.header("x-request-id"), Some(id.as_str()), "{reply:?}");
+        let text = reply.body.to_lowercase();
+        for word in STORE_WORDS {
+            assert!(!text.contains(word), "{method} {path}: {word:?} in {}", reply.body);
+        }
+        // The details are in the log, under the request id.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !broken.log_text().contains(&id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(broken.log_text().contains(&id), "no log line for request {id}:\n{}", broken.log_text());
+    }
+}
+
+#[test]
+fn every_answer_carries_a_request_id_and_error_bodies_repeat_it() {
+    let missing = app().get(&format!("/stock/find/{}", unique("missing")));
+    let body = assert_error(&missing, 404);
+    assert_eq!(body["request_id"].as_str(), missing.header("x-request-id"), "{missing:?}");
+    let created = app().post("/payment/create_user");
+    assert_eq!(created.status, 200);
+    let first = created.header("x-request-id").expect("x-request-id").to_string();
+    let again = app().post("/payment/create_user");
+    assert_ne!(again.header("x-request-id"), Some(first.as_str()), "one id per request");
 }
