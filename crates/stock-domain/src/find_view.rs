@@ -9,8 +9,11 @@
 //! * `frozen` — how many batches are running (expires after [`FREEZE_MS`]).
 //! * `busy:{item}` — how many writers are changing the item (expires after [`BUSY_MS`], renewed
 //!   by each new writer).
-//! * `stamp:{item}` — the tick of the last writer step on the item.
+//! * `stamp:{item}` — the tick of the last writer step on the item (expires after [`STAMP_MS`]).
 //! * `item:{item}` — `"{epoch}:{stock}:{price}"`, expires after [`ENTRY_TTL_SECONDS`].
+//!
+//! Every key either expires or is one of its kind (`clock`, `epoch`): a writer or reader of an
+//! item that does not exist leaves nothing that lasts.
 //!
 //! The protocol:
 //! * **A writer** (add, subtract, reserve, reserve_many, release) runs [`BEGIN`] on its items
@@ -22,7 +25,8 @@
 //! * **A reader** (`find`) runs [`LOOKUP`]: a hit is answered from Redis. On a miss it reads
 //!   Postgres and offers the row with [`OFFER`], which stores it only if the epoch and the item's
 //!   `stamp` are still those [`LOOKUP`] saw and nobody is writing the item or running a batch. So a
-//!   row read before any writer's step is never stored after that step.
+//!   row read before any writer's step is never stored after that step. A reader does not offer
+//!   later than [`MAX_OFFER_DELAY_MS`] after its [`LOOKUP`].
 //! * **A batch** (`batch_init`) runs [`FREEZE`] (counts itself in, bumps the epoch: every entry is
 //!   retired; no offer is taken while frozen), its statement, then [`POPULATE`] for the ids it
 //!   wrote, in chunks: each entry is stored with the batch's values unless a writer touched the
@@ -35,6 +39,14 @@
 //! reader stored meanwhile may be stale until it expires ([`ENTRY_TTL_SECONDS`]) or the item
 //! is written again. A writer checks, before its statement, that it is well within
 //! [`BUSY_MS`] of its [`BEGIN`] ([`MAX_WRITE_DELAY_MS`]).
+//!
+//! Why stamps may expire: a stamp matters to a reader from its [`LOOKUP`] to its [`OFFER`] (at
+//! most [`MAX_OFFER_DELAY_MS`]), and to a batch from its [`FREEZE`] to its last [`POPULATE`] (at
+//! most [`FREEZE_MS`]: after that its `frozen` count has expired and [`POPULATE`] stores nothing).
+//! A stamp written after either began lives [`STAMP_MS`], longer than both, so it is still there
+//! when it is checked. Ticks are never reused, so an expired stamp can only make a check see
+//! `0` where it saw a tick before (refused), or `0` where it saw `0` because the stamp was
+//! written and expired in between — which takes longer than [`STAMP_MS`].
 
 /// How long a writer's count lives (writers count out within milliseconds).
 pub const BUSY_MS: u64 = 30_000;
@@ -44,6 +56,12 @@ pub const MAX_WRITE_DELAY_MS: u64 = 10_000;
 pub const FREEZE_MS: u64 = 120_000;
 /// How long an entry lives.
 pub const ENTRY_TTL_SECONDS: u64 = 600;
+/// How long a stamp lives after its last writer step: longer than any reader's
+/// [`MAX_OFFER_DELAY_MS`] and any batch's [`FREEZE_MS`] (see the module's notes).
+pub const STAMP_MS: u64 = 300_000;
+/// A reader does not offer a row later than this after its [`LOOKUP`].
+pub const MAX_OFFER_DELAY_MS: u64 = 10_000;
+const _: () = assert!(STAMP_MS > FREEZE_MS && STAMP_MS > MAX_OFFER_DELAY_MS, "a stamp must outlive every check of it");
 /// How many ids one [`POPULATE`] call stores (each call holds Redis for its length).
 pub const POPULATE_CHUNK: i64 = 10_000;
 
@@ -67,18 +85,18 @@ if (redis.call('GET', 'stock:view:stamp:' .. id) or '0') ~= ARGV[3] then return 
 redis.call('SET', 'stock:view:item:' .. id, ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5], 'EX', ARGV[6]) \
 return 1";
 
-/// ARGV: busy ms, then the item ids. Returns the tick.
+/// ARGV: busy ms, stamp ms, then the item ids. Returns the tick.
 pub const BEGIN: &str = "\
 local t = redis.call('INCR', 'stock:view:clock') \
-for i = 2, #ARGV do \
+for i = 3, #ARGV do \
   local b = 'stock:view:busy:' .. ARGV[i] \
   redis.call('INCR', b) redis.call('PEXPIRE', b, ARGV[1]) \
-  redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t) \
+  redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[2]) \
   redis.call('DEL', 'stock:view:item:' .. ARGV[i]) \
 end \
 return t";
 
-/// ARGV: the item ids [`BEGIN`] was given. Counts the writer out, gives the items a new stamp
+/// ARGV: stamp ms, then the item ids [`BEGIN`] was given. Counts the writer out, gives the items a new stamp
 /// and drops their entries again. The new stamp is for [`POPULATE`]: it tells a batch that a
 /// writer finished since the batch froze (its statement may have run after the batch's). The
 /// drop is for a Redis that lost the writer's [`BEGIN`] in a crash: the writer still removes what
@@ -87,10 +105,10 @@ return t";
 /// in — no offer then.)
 pub const END: &str = "\
 local t = redis.call('INCR', 'stock:view:clock') \
-for i = 1, #ARGV do \
+for i = 2, #ARGV do \
   local b = 'stock:view:busy:' .. ARGV[i] \
   if redis.call('EXISTS', b) == 1 and redis.call('DECR', b) <= 0 then redis.call('DEL', b) end \
-  redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t) \
+  redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[1]) \
   redis.call('DEL', 'stock:view:item:' .. ARGV[i]) \
 end \
 return t";
@@ -210,6 +228,12 @@ mod tests {
         assert_eq!(populate_chunks(3).collect::<Vec<_>>(), vec![(0, 3)]);
         let chunks: Vec<_> = populate_chunks(2 * POPULATE_CHUNK + 1).collect();
         assert_eq!(chunks, vec![(0, POPULATE_CHUNK), (POPULATE_CHUNK, 2 * POPULATE_CHUNK), (2 * POPULATE_CHUNK, 2 * POPULATE_CHUNK + 1)]);
+    }
+
+    #[test]
+    fn stamps_outlive_every_check_that_reads_them() {
+        assert!(BEGIN.contains("'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[2]"));
+        assert!(END.contains("'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[1]"));
     }
 
     #[test]

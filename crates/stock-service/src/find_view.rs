@@ -9,8 +9,8 @@ use spin_kit::stores::{reply_text, script_idempotent, script_once};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use stock_domain::find_view::{
-    BEGIN, BUSY_MS, END, ENTRY_TTL_SECONDS, FREEZE, FREEZE_MS, Freeze, LOOKUP, Lookup, MAX_WRITE_DELAY_MS, OFFER,
-    POPULATE, THAW, populate_chunks,
+    BEGIN, BUSY_MS, END, ENTRY_TTL_SECONDS, FREEZE, FREEZE_MS, Freeze, LOOKUP, Lookup, MAX_OFFER_DELAY_MS,
+    MAX_WRITE_DELAY_MS, OFFER, POPULATE, STAMP_MS, THAW, populate_chunks,
 };
 
 async fn eval_text(script: &str, argv: &[String], retry: bool) -> Result<Option<String>, ApiError> {
@@ -19,6 +19,9 @@ async fn eval_text(script: &str, argv: &[String], retry: bool) -> Result<Option<
 }
 
 /// What the view says of `item_id`; a bypass when Redis cannot be asked.
+///
+/// A miss is to be offered with [`offer`] before [`MAX_OFFER_DELAY_MS`] have passed since the
+/// lookup began ([`offer`] checks that, given when).
 pub async fn lookup(item_id: &str) -> Lookup {
     match eval_text(LOOKUP, &[item_id.to_string()], true).await {
         Ok(Some(reply)) => Lookup::parse(&reply).unwrap_or(Lookup::Bypass),
@@ -30,8 +33,13 @@ pub async fn lookup(item_id: &str) -> Lookup {
     }
 }
 
-/// Offers a row read from Postgres after a [`Lookup::Miss`].
-pub async fn offer(item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i64) {
+/// Offers a row read from Postgres after a [`Lookup::Miss`] by a lookup that began at
+/// `looked_up`; nothing is offered later than [`MAX_OFFER_DELAY_MS`] after that (the item's
+/// stamp might have expired meanwhile: see `stock_domain::find_view`).
+pub async fn offer(looked_up: Instant, item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i64) {
+    if looked_up.elapsed() > Duration::from_millis(MAX_OFFER_DELAY_MS) {
+        return;
+    }
     let argv = [item_id, epoch, stamp, &stock.to_string(), &price.to_string(), &ENTRY_TTL_SECONDS.to_string()].map(str::to_string);
     if let Err(e) = eval_text(OFFER, &argv, true).await {
         eprintln!("stock view offer skipped for {item_id}: {e}");
@@ -43,7 +51,7 @@ pub async fn offer(item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i
 /// gone eventually: until then `find` reads those items from Postgres), so that the answer does
 /// not wait for it.
 pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-    let mut argv = vec![BUSY_MS.to_string()];
+    let mut argv = vec![BUSY_MS.to_string(), STAMP_MS.to_string()];
     argv.extend(item_ids.iter().cloned());
     let started = Instant::now();
     // Not retried: a lost reply would count this writer in twice (that count then expires).
@@ -53,10 +61,11 @@ pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<
     } else {
         Err(ApiError::Unavailable("the stock change could not start in time; try again".into()))
     };
-    let ids = item_ids.to_vec();
+    let mut end_argv = vec![STAMP_MS.to_string()];
+    end_argv.extend(item_ids.iter().cloned());
     spin_sdk::wit_bindgen::spawn(async move {
-        if let Err(e) = eval_text(END, &ids, false).await {
-            eprintln!("stock view: {} items left counted in (the counts expire): {e}", ids.len());
+        if let Err(e) = eval_text(END, &end_argv, false).await {
+            eprintln!("stock view: {} items left counted in (the counts expire): {e}", end_argv.len() - 1);
         }
     });
     result

@@ -26,6 +26,7 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
 /// item, else from Postgres (and the row is offered to the view).
 pub async fn find(req: Request) -> Result<Reply, ApiError> {
     let item_id = market_core::parse_id("item_id", route::param(&req, "item_id")?)?;
+    let looked_up = std::time::Instant::now();
     let seen = find_view::lookup(item_id).await;
     if let Lookup::Hit { stock, price } = seen {
         return Ok(respond::ok(&Item { stock, price }));
@@ -33,7 +34,7 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
     let rows = query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())]).await?;
     let found = item(rows.first().ok_or_else(|| item_not_found(item_id))?)?;
     if let Lookup::Miss { epoch, stamp } = seen {
-        find_view::offer(item_id, &epoch, &stamp, found.stock, found.price).await;
+        find_view::offer(looked_up, item_id, &epoch, &stamp, found.stock, found.price).await;
     }
     Ok(respond::ok(&found))
 }

@@ -51,6 +51,48 @@ fn route_parameters_come_from_the_path_never_from_request_headers() {
     assert_eq!((found.status, found.json()["price"].as_i64()), (200, Some(7)), "{found:?}");
 }
 
+// ---- 2. Every key the app writes has a bounded lifetime or count.
+
+/// The Redis keys (database 0) matching `pattern`, each with its TTL in seconds (-1: none).
+fn keys_with_ttl(pattern: &str) -> Vec<(String, i64)> {
+    let keys = redis_cli(&["--scan", "--pattern", pattern]);
+    keys.into_iter()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            let ttl = redis_cli(&["TTL", &k]).first().and_then(|t| t.parse().ok()).expect("a TTL");
+            (k, ttl)
+        })
+        .collect()
+}
+
+#[test]
+fn finds_and_writes_of_unknown_items_leave_no_key_without_a_ttl() {
+    let ids: Vec<String> = (0..10).map(|i| unique(&format!("ghost{i}"))).collect();
+    for id in &ids {
+        assert_error(&app().get(&format!("/stock/find/{id}")), 404);
+        assert_error(&app().post(&format!("/stock/add/{id}/1")), 404);
+        assert_error(&app().post(&format!("/stock/subtract/{id}/1")), 404);
+        assert_error(&app().get(&format!("/stock/find/{id}")), 404);
+    }
+    // The writers count themselves out after their answer.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut written = Vec::new();
+    for id in &ids {
+        written.extend(keys_with_ttl(&format!("stock:view:*:{id}")));
+    }
+    let forever: Vec<_> = written.iter().filter(|(_, ttl)| *ttl < 0).collect();
+    assert!(forever.is_empty(), "keys without a TTL: {forever:?}");
+    // Whatever the view keeps without a TTL is one key of its own, whatever the requests.
+    let unbounded: Vec<_> = keys_with_ttl("stock:view:*")
+        .into_iter()
+        .filter(|(k, ttl)| *ttl < 0 && !k.starts_with("stock:view:stamp:"))
+        .map(|(k, _)| k)
+        .collect();
+    for key in &unbounded {
+        assert!(["stock:view:clock", "stock:view:epoch"].contains(&key.as_str()), "{key} has no TTL");
+    }
+}
+
 // ---- 3. The idempotency fingerprint: method, path, and a digest of the body.
 
 #[test]
