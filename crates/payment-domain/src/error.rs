@@ -14,6 +14,9 @@ pub enum PaymentError {
     CreditOverflow { user_id: String },
     /// A saga's charge arrived after the saga was refunded (or compensated before charging).
     SagaAlreadyRefunded { saga_id: String },
+    /// Refunding the saga's charge would take the credit past the largest 64-bit integer: refused,
+    /// the charge stays on record.
+    RefundWouldOverflow { saga_id: String },
 }
 
 impl fmt::Display for PaymentError {
@@ -29,6 +32,10 @@ impl fmt::Display for PaymentError {
             PaymentError::SagaAlreadyRefunded { saga_id } => {
                 write!(f, "saga {saga_id} was already refunded; nothing is charged")
             }
+            PaymentError::RefundWouldOverflow { saga_id } => write!(
+                f,
+                "refund of saga {saga_id} refused: the credit cannot take the amount back; the charge stays on record"
+            ),
         }
     }
 }
@@ -40,9 +47,9 @@ impl From<PaymentError> for ApiError {
         let message = e.to_string();
         match e {
             PaymentError::UnknownUser { .. } => ApiError::NotFound(message),
-            PaymentError::InsufficientCredit { .. } | PaymentError::SagaAlreadyRefunded { .. } => {
-                ApiError::Conflict(message)
-            }
+            PaymentError::InsufficientCredit { .. }
+            | PaymentError::SagaAlreadyRefunded { .. }
+            | PaymentError::RefundWouldOverflow { .. } => ApiError::Conflict(message),
             PaymentError::CreditOverflow { .. } => ApiError::BadRequest(message),
         }
     }

@@ -1,7 +1,7 @@
 //! The payment service's steps in the checkout saga: `charge` (forward) and `refund`
 //! (compensation), both idempotent per saga id. The rules live in the server-side functions
-//! `payment.charge` and `payment.refund` (migration 0002); this module parses the requests and
-//! what those functions answer.
+//! `payment.charge` and `payment.refund` (migrations 0002, 0005, 0008); this module parses the
+//! requests and what those functions answer.
 //!
 //! The two steps are private routes, reached only through Spin's service chaining.
 
@@ -146,6 +146,9 @@ pub enum RefundOutcome {
     Refunded,
     /// Nothing was ever charged for the saga (never charged, or its charge was refused).
     NothingCharged,
+    /// The user's credit cannot take the amount back without overflowing: nothing changed, the
+    /// charge stays on record (migration 0008).
+    WouldOverflow,
 }
 
 impl RefundOutcome {
@@ -153,7 +156,17 @@ impl RefundOutcome {
         match raw {
             "refunded" => Ok(RefundOutcome::Refunded),
             "nothing_charged" | "refused" => Ok(RefundOutcome::NothingCharged),
+            "credit_overflow" => Ok(RefundOutcome::WouldOverflow),
             other => Err(UnknownOutcome(other.to_string())),
+        }
+    }
+
+    /// `Ok` when the refund is done (or there was nothing to give back); otherwise the refusal
+    /// the caller gets (409, for good: the saga reads it as the compensation's answer).
+    pub fn into_result(self, step: &RefundStep<'_>) -> Result<Self, PaymentError> {
+        match self {
+            RefundOutcome::WouldOverflow => Err(PaymentError::RefundWouldOverflow { saga_id: step.saga_id.to_string() }),
+            done => Ok(done),
         }
     }
 
@@ -162,6 +175,7 @@ impl RefundOutcome {
         match self {
             RefundOutcome::Refunded => "refunded",
             RefundOutcome::NothingCharged => "nothing_charged",
+            RefundOutcome::WouldOverflow => "credit_overflow",
         }
     }
 }
@@ -211,5 +225,9 @@ mod tests {
         assert_eq!(RefundOutcome::parse("nothing_charged").map(RefundOutcome::as_str), Ok("nothing_charged"));
         assert_eq!(RefundOutcome::parse("refused"), Ok(RefundOutcome::NothingCharged));
         assert!(RefundOutcome::parse("charged").is_err());
+        let step = RefundStep { saga_id: "s" };
+        assert_eq!(RefundOutcome::parse("refunded").unwrap().into_result(&step), Ok(RefundOutcome::Refunded));
+        let overflow = RefundOutcome::parse("credit_overflow").unwrap().into_result(&step).unwrap_err();
+        assert_eq!(ApiError::from(overflow).status(), 409, "a refusal for good, not a failure to retry");
     }
 }

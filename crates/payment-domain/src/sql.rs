@@ -39,5 +39,5 @@ pub const CHARGE: &str = "SELECT payment.charge($1, $2, $3) AS outcome";
 /// `o_saga`, `o_outcome` (as [`CHARGE`]'s).
 pub const CHARGE_MANY: &str = "SELECT o_saga, o_outcome FROM payment.charge_many($1, $2, $3)";
 
-/// `$1` saga id → outcome (see `saga::RefundOutcome`).
+/// `$1` saga id → outcome (see `saga::RefundOutcome`; migrations 0002, 0008).
 pub const REFUND: &str = "SELECT payment.refund($1) AS outcome";

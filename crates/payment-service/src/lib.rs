@@ -102,11 +102,13 @@ pub async fn charge_many(req: Request) -> Result<Reply, ApiError> {
 }
 
 /// `POST /payment/refund/:saga_id` (saga compensation, idempotent per saga): gives back what the
-/// saga charged; 200 `{"outcome": "refunded" | "nothing_charged"}`.
+/// saga charged; 200 `{"outcome": "refunded" | "nothing_charged"}`; 409 (for good: nothing
+/// changed, the charge stays on record) when the credit cannot take the amount back without
+/// overflowing.
 pub async fn refund(req: Request) -> Result<Reply, ApiError> {
     let step = RefundStep::parse(route::param(&req, "saga_id")?)?;
     let raw = query_text(sql::REFUND, vec![ParameterValue::Str(step.saga_id.to_string())], "outcome").await?;
-    let outcome = RefundOutcome::parse(&raw)?;
+    let outcome = RefundOutcome::parse(&raw)?.into_result(&step)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
 }
 

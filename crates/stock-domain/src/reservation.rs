@@ -1,5 +1,5 @@
 //! Reservations for the checkout saga: the request the order service sends, and what the
-//! server-side functions `stock.reserve` / `stock.release` answer (see migrations 0004, 0005).
+//! server-side functions `stock.reserve` / `stock.release` answer (see migrations 0004, 0005, 0008).
 
 use market_core::{ApiError, parse_id};
 use serde::{Deserialize, Serialize};
@@ -179,5 +179,7 @@ mod tests {
         assert_eq!(StepOutcome::parse("reserved"), StepOutcome::Reserved);
         assert_eq!(StepOutcome::parse("refused: out of stock: a"), StepOutcome::Refused("out of stock: a".into()));
         assert_eq!(StepOutcome::parse("nothing reserved"), StepOutcome::NothingReserved);
+        assert_eq!(StepOutcome::parse("released"), StepOutcome::Released);
+        assert_eq!(StepOutcome::parse("refused: stock overflow: a"), StepOutcome::Refused("stock overflow: a".into()));
     }
 }

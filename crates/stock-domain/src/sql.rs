@@ -48,5 +48,6 @@ pub const RESERVE_MANY: &str = "SELECT o_saga, o_outcome FROM stock.reserve_many
 pub const RESERVED_ITEMS: &str =
     "SELECT unnest(items) AS item FROM stock.reservations WHERE saga_id = $1 AND state = 'reserved'";
 
-/// `$1` saga id → outcome.
+/// `$1` saga id → outcome: `released`, `nothing reserved`, or `refused: stock overflow: <item>`
+/// (migration 0008: nothing changed, the reservation stays).
 pub const RELEASE: &str = "SELECT stock.release($1) AS outcome";

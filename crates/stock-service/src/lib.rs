@@ -115,14 +115,19 @@ pub async fn reserve_many(req: Request) -> Result<Reply, ApiError> {
 }
 
 /// `POST /stock/release/:saga_id` (saga compensation, idempotent): gives the saga's reserved
-/// stock back, as its ledger row says; 200 `{"outcome": "released" | "nothing reserved"}`. A body
-/// (the reserve's) is accepted and ignored.
+/// stock back, as its ledger row says; 200 `{"outcome": "released" | "nothing reserved"}`; 409
+/// (for good: nothing changed, the units stay reserved by the saga, on record) when an item's
+/// stock cannot take its units back without overflowing. A body (the reserve's) is accepted and
+/// ignored.
 pub async fn release(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
     let reserved = || query_texts(sql::RESERVED_ITEMS, [ParameterValue::Str(saga_id.clone())], "item");
     let ids = distinct_ids(reserved().await?.iter().map(String::as_str));
     let release = query_text(sql::RELEASE, [ParameterValue::Str(saga_id.clone())], "outcome");
     let outcome = StepOutcome::parse(&find_view::writing(&ids, release).await?);
+    if let StepOutcome::Refused(why) = outcome {
+        return Err(ApiError::Conflict(format!("release refused: {why}")));
+    }
     if outcome == StepOutcome::Released && ids.is_empty() {
         // Reserved after we looked (a late forward step): its items were changed unannounced;
         // announce the change now, before answering.

@@ -2,7 +2,7 @@
 //! idempotency records bloated or reused for another body, additions that overflow inside the
 //! checkout saga, store errors leaking into answers, and the admin routes (`batch_init`).
 
-use e2e::{App, Reply, redis_cli};
+use e2e::{App, Reply, redis_cli, sql};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -125,6 +125,68 @@ fn a_huge_query_string_is_not_stored_with_the_idempotency_key() {
         assert_eq!(replay.body, first.body);
     }
     assert_eq!(app().credit_of(&user), 5, "added once");
+}
+
+// ---- 4. Additions inside the saga's compensations are checked.
+
+#[test]
+fn a_release_that_would_overflow_the_stock_is_refused_for_good_and_loses_nothing() {
+    let item = app().new_item(1, i64::MAX - 3);
+    let user = app().new_user(0);
+    let order = app().new_order(&user, &[(&item, 5)]);
+    // The checkout's first saga (attempt 0 of generation 0) finds its reservation already made,
+    // then the stock is filled to the brim: giving the 5 units back cannot fit.
+    let saga = format!("{order}.0.0");
+    let reserved = sql(&format!("SELECT stock.reserve('{saga}', ARRAY['{item}'], ARRAY[5]::bigint[])"));
+    assert_eq!(reserved, ["reserved"]);
+    let filled = app().post(&format!("/stock/add/{item}/8"));
+    assert_eq!((filled.status, filled.json()["stock"].as_i64()), (200, Some(i64::MAX)), "{filled:?}");
+
+    let started = Instant::now();
+    let checkout = app().post(&format!("/orders/checkout/{order}"));
+    assert_error(&checkout, 409);
+    assert!(started.elapsed() < Duration::from_secs(15), "refused at once, not retried: {:?}", started.elapsed());
+    let saga_record = app().saga_of(&order);
+    assert_eq!(saga_record["state"], "failed", "{saga_record}");
+    assert_eq!(app().credit_of(&user), 0, "nothing charged");
+    // The 5 units stay reserved by the saga, on record: stock + held = what there was.
+    assert_eq!(app().stock_of(&item).0, i64::MAX);
+    let held = sql(&format!("SELECT state, quantities[1] FROM stock.reservations WHERE saga_id = '{saga}'"));
+    assert_eq!(held, ["reserved|5"]);
+    // Once the stock has room, releasing the saga again gives them back.
+    assert_eq!(app().post(&format!("/stock/subtract/{item}/10")).status, 200);
+    assert_eq!(sql(&format!("SELECT stock.release('{saga}')")), ["released"]);
+    assert_eq!(app().stock_of(&item).0, i64::MAX - 5);
+}
+
+#[test]
+fn refunds_and_releases_that_would_overflow_are_refused_and_lose_nothing() {
+    // Payment: a charge, then credit filled to the brim; the refund cannot fit.
+    let user = app().new_user(100);
+    let saga = unique("refund-overflow");
+    assert_eq!(sql(&format!("SELECT payment.charge('{saga}', '{user}', 100)")), ["charged"]);
+    assert_eq!(app().post(&format!("/payment/add_funds/{user}/{}", i64::MAX)).status, 200);
+    assert_eq!(sql(&format!("SELECT payment.refund('{saga}')")), ["credit_overflow"]);
+    assert_eq!(app().credit_of(&user), i64::MAX, "nothing changed");
+    assert_eq!(sql(&format!("SELECT state FROM payment.charges WHERE saga_id = '{saga}'")), ["charged"]);
+    assert_eq!(app().post(&format!("/payment/pay/{user}/100")).status, 200);
+    assert_eq!(sql(&format!("SELECT payment.refund('{saga}')")), ["refunded"]);
+    assert_eq!(app().credit_of(&user), i64::MAX, "given back once there was room");
+    assert_eq!(sql(&format!("SELECT payment.refund('{saga}')")), ["refunded"], "idempotent");
+    assert_eq!(app().credit_of(&user), i64::MAX);
+
+    // Stock: two items, only the second overflows; the release is all or nothing.
+    let a = app().new_item(1, 10);
+    let b = app().new_item(1, 10);
+    let (first, second) = if a < b { (a, b) } else { (b, a) };
+    let saga = unique("release-overflow");
+    let reserve = format!("SELECT stock.reserve('{saga}', ARRAY['{first}', '{second}'], ARRAY[2, 3]::bigint[])");
+    assert_eq!(sql(&reserve), ["reserved"]);
+    assert_eq!(app().post(&format!("/stock/add/{second}/{}", i64::MAX - 7)).status, 200);
+    let refused = sql(&format!("SELECT stock.release('{saga}')"));
+    assert_eq!(refused, [format!("refused: stock overflow: {second}")]);
+    assert_eq!((app().stock_of(&first).0, app().stock_of(&second).0), (8, i64::MAX));
+    assert_eq!(sql(&format!("SELECT state FROM stock.reservations WHERE saga_id = '{saga}'")), ["reserved"]);
 }
 
 // ---- 5. Store errors stay in the log; the client gets a request id.
