@@ -86,8 +86,10 @@ async fn refusal(order_id: &str) -> Result<ApiError, ApiError> {
     Ok(if rows.is_empty() { order_not_found(order_id) } else { order_already_paid(order_id) })
 }
 
-/// `POST /orders/batch_init/:n/:n_items/:n_users/:item_price`.
+/// `POST /orders/batch_init/:n/:n_items/:n_users/:item_price`. An admin route: 404 where
+/// `admin_routes` is off.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
+    spin_kit::admin::require_admin_routes().await?;
     let batch = BatchInit::parse(
         route::param(&req, "n")?,
         route::param(&req, "n_items")?,

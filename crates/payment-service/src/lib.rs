@@ -50,8 +50,10 @@ pub async fn pay(req: Request) -> Result<Reply, ApiError> {
     }
 }
 
-/// `POST /payment/batch_init/:n/:starting_money`: users "0".."n-1", in one statement.
+/// `POST /payment/batch_init/:n/:starting_money`: users "0".."n-1", in one statement. An admin
+/// route: 404 where `admin_routes` is off.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
+    spin_kit::admin::require_admin_routes().await?;
     let batch = BatchInit::parse(route::param(&req, "n")?, route::param(&req, "starting_money")?)?;
     let params = vec![ParameterValue::Int64(batch.n), ParameterValue::Int64(batch.starting_money)];
     execute(sql::BATCH_INIT, params).await?;

@@ -3,16 +3,18 @@
 //! Owns: answering (every response carries the whole body with its `Content-Length` and the
 //! request's id in `x-request-id`; errors are mapped once from [`ApiError`], a server error's
 //! details logged under that id and never answered), reading route parameters from the path by
-//! the endpoint's route pattern, reading application variables (cached per instance), the
-//! per-instance Redis and Postgres connections that heal themselves, `Idempotency-Key` handling
-//! for every mutating endpoint, calls to other components (service chaining), and running futures
-//! concurrently. Domain rules live in the Spin-free service libraries.
+//! the endpoint's route pattern, reading application variables (cached per instance), the admin
+//! routes' switch, the per-instance Redis and Postgres connections that heal themselves,
+//! `Idempotency-Key` handling for every mutating endpoint, calls to other components (service
+//! chaining), and running futures concurrently. Domain rules live in the Spin-free service
+//! libraries.
 //!
 //! A component is:
 //! ```ignore
 //! spin_kit::endpoint!(POST "/stock/subtract/:item_id/:amount" => stock_service::subtract);
 //! ```
 
+pub mod admin;
 pub mod body;
 pub mod chain;
 pub mod concurrent;

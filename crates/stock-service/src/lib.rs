@@ -60,7 +60,9 @@ pub async fn subtract(req: Request) -> Result<Reply, ApiError> {
 }
 
 /// `POST /stock/batch_init/:n/:starting_stock/:item_price`: items "0".."n-1", in one statement.
+/// An admin route: 404 where `admin_routes` is off.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
+    spin_kit::admin::require_admin_routes().await?;
     let batch = BatchInit::parse(
         route::param(&req, "n")?,
         route::param(&req, "starting_stock")?,

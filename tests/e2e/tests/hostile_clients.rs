@@ -17,6 +17,12 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// A number from `base` no other run uses (so that a write with it would show).
+fn unique_number(base: i64) -> i64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
+    base + (nanos % 1_000_000_000) as i64
+}
+
 fn assert_error(reply: &Reply, status: u16) -> serde_json::Value {
     assert_eq!(reply.status, status, "{reply:?}");
     let v = reply.json();
@@ -233,4 +239,50 @@ fn every_answer_carries_a_request_id_and_error_bodies_repeat_it() {
     let first = created.header("x-request-id").expect("x-request-id").to_string();
     let again = app().post("/payment/create_user");
     assert_ne!(again.header("x-request-id"), Some(first.as_str()), "one id per request");
+}
+
+// ---- 6. batch_init only where the admin routes are on.
+
+#[test]
+fn admin_routes_off_make_every_batch_init_a_404_that_changes_nothing() {
+    let off = App::start_with_env(&[("SPIN_VARIABLE_ADMIN_ROUTES", "false")]);
+    // Values no other test or run uses, so that a batch that ran would show.
+    let (stock, price, money) = (unique_number(91_000_000_000), unique_number(54_000_000_000), unique_number(77_000_000_000));
+    for path in [
+        format!("/stock/batch_init/1/{stock}/{price}"),
+        format!("/payment/batch_init/1/{money}"),
+        format!("/orders/batch_init/1/1/1/{price}"),
+        format!("/payment/batch_init/1/{}", i64::MAX),
+    ] {
+        let reply = off.post(&path);
+        let body = assert_error(&reply, 404);
+        assert_eq!(body["error"], "not_found", "{path}: {body}");
+    }
+    let changed = sql(&format!(
+        "SELECT (SELECT count(*) FROM stock.items WHERE stock = {stock} AND price = {price}) \
+              + (SELECT count(*) FROM payment.users WHERE credit = {money}) \
+              + (SELECT count(*) FROM orders.orders WHERE total_cost = 2 * {price}::bigint)"
+    ));
+    assert_eq!(changed, ["0"], "a batch_init ran");
+    // The rest of the app works as usual.
+    assert_eq!(off.post("/payment/create_user").status, 200);
+}
+
+#[test]
+fn admin_routes_are_on_by_default() {
+    for path in ["/stock/batch_init/0/0/0", "/payment/batch_init/0/0", "/orders/batch_init/0/1/1/0"] {
+        let reply = app().post(path);
+        assert_eq!(reply.status, 200, "{path}: {reply:?}");
+    }
+}
+
+#[test]
+fn an_admin_routes_value_other_than_true_or_false_is_a_clear_500() {
+    let odd = App::start_with_env(&[("SPIN_VARIABLE_ADMIN_ROUTES", "yes")]);
+    let money = unique_number(55_000_000_000);
+    let reply = odd.post(&format!("/payment/batch_init/1/{money}"));
+    let body = assert_error(&reply, 500);
+    assert_eq!(body["error"], "misconfigured", "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("admin_routes")), "{body}");
+    assert_eq!(sql(&format!("SELECT count(*) FROM payment.users WHERE credit = {money}")), ["0"]);
 }
