@@ -470,18 +470,23 @@ async fn execute(
     client.execute(statement, &refs).await.map_err(query_failed)
 }
 
-/// A query's rows, its first one already read.
+/// A query's rows, its first one already read. A stream that has ended is
+/// not polled again (tokio-postgres then answers `Closed`).
 struct Rows {
     first: Option<Result<Row, tokio_postgres::Error>>,
-    rest: Pin<Box<tokio_postgres::RowStream>>,
+    rest: Option<Pin<Box<tokio_postgres::RowStream>>>,
 }
 
 impl Rows {
     async fn next(&mut self) -> Option<Result<Row, tokio_postgres::Error>> {
-        match self.first.take() {
-            Some(row) => Some(row),
-            None => self.rest.next().await,
+        if let Some(row) = self.first.take() {
+            return Some(row);
         }
+        let row = self.rest.as_mut()?.next().await;
+        if row.is_none() {
+            self.rest = None;
+        }
+        row
     }
 }
 
@@ -506,6 +511,7 @@ async fn start_query(
         Some(Ok(row)) => columns_of(row.columns()),
         _ => Vec::new(),
     };
+    let rest = first.is_some().then_some(rest);
     Ok((columns, Rows { first, rest }))
 }
 

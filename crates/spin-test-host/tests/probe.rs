@@ -685,6 +685,8 @@ fn postgres_host_calls() {
         "{tz}"
     );
     assert_eq!(v["empty_columns"], 0, "{v}");
+    // A query without rows ends cleanly (its row stream is not read past its end).
+    assert_eq!(v["empty_rows"], "Ok(0)", "{v}");
     let bad = v["bad_query"].as_str().unwrap();
     assert!(
         bad.contains("QueryFailed") && bad.contains("code: \"42P01\""),
