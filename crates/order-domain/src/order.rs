@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 /// The largest batch `batch_init` accepts in one call.
 pub const MAX_BATCH_ORDERS: i64 = 1_000_000;
 
+/// Most lines an order holds: what the stock service reserves in one step
+/// (`stock_domain::reservation::MAX_LINES`, checked by a unit test). An order with more could
+/// never be reserved, so `addItem` refuses the line that would go beyond.
+pub const MAX_LINES: usize = 1_000;
+
 /// An order line: item id and quantity, serialized as `[item_id, quantity]` like WDM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line(pub String, pub i64);
@@ -42,6 +47,34 @@ impl<'a> AddItem<'a> {
         self.quantity
             .checked_mul(price)
             .ok_or_else(|| ApiError::BadRequest(format!("{} × {price} overflows the order's cost", self.quantity)))
+    }
+
+    /// Why the line was not added, from the order as it is: `None` for an unknown order, else
+    /// `paid`, its line count and the sum of its quantities (`SUM` over the lines, as text: it
+    /// may exceed 64 bits in an order written before these checks). An order that would become
+    /// one that can never be paid — more than [`MAX_LINES`] lines, or quantities whose sum does
+    /// not fit in 64 bits (the stock service sums an item's lines) — is 400; a paid order 409.
+    pub fn refusal(&self, order: Option<(bool, i64, &str)>) -> ApiError {
+        let Some((paid, lines, quantity)) = order else { return order_not_found(self.order_id) };
+        if paid {
+            return order_already_paid(self.order_id);
+        }
+        if lines >= MAX_LINES as i64 {
+            return ApiError::BadRequest(format!(
+                "order {} has {lines} lines: an order holds at most {MAX_LINES} (what one stock reservation takes)",
+                self.order_id
+            ));
+        }
+        let total = quantity.parse::<i128>().ok().and_then(|q| q.checked_add(i128::from(self.quantity)));
+        if total.is_none_or(|t| t > i128::from(i64::MAX)) {
+            return ApiError::BadRequest(format!(
+                "the quantities of order {} would add up to more than {} (2^63 - 1)",
+                self.order_id,
+                i64::MAX
+            ));
+        }
+        // Nothing says no now: the order changed between the two statements (re-created).
+        ApiError::Conflict(format!("order {} changed meanwhile; try again", self.order_id))
     }
 }
 
@@ -97,6 +130,28 @@ mod tests {
         let add = AddItem::parse("o", "i", "3").unwrap();
         assert_eq!(add.cost(5), Ok(15));
         assert_eq!(add.cost(i64::MAX).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn add_item_refusals_say_why_and_refuse_what_could_never_be_paid() {
+        let add = AddItem::parse("o", "i", "2").unwrap();
+        assert_eq!(add.refusal(None).status(), 404);
+        assert_eq!(add.refusal(Some((true, 1, "1"))).status(), 409);
+        let too_long = add.refusal(Some((false, MAX_LINES as i64, "1000")));
+        assert_eq!(too_long.status(), 400);
+        assert!(too_long.message().contains("at most 1000"), "{too_long}");
+        let max = i64::MAX.to_string();
+        let overflow = add.refusal(Some((false, 1, &max)));
+        assert_eq!(overflow.status(), 400);
+        assert!(overflow.message().contains("quantities"), "{overflow}");
+        // Orders written before the checks may already sum past 64 bits.
+        assert_eq!(add.refusal(Some((false, 2, "18446744073709551614"))).status(), 400);
+        assert_eq!(add.refusal(Some((false, 1, &(i64::MAX - 2).to_string()))).status(), 409, "fits: not why");
+    }
+
+    #[test]
+    fn an_order_holds_what_one_stock_reservation_takes() {
+        assert_eq!(MAX_LINES, stock_domain::reservation::MAX_LINES);
     }
 
     #[test]

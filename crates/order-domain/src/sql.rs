@@ -9,16 +9,22 @@ pub const CREATE_ORDER: &str =
 pub const FIND_ORDER: &str = "SELECT order_id, user_id, paid, items::text AS items, total_cost, generation \
      FROM orders.orders WHERE order_id = $1";
 
-/// `$1` order id, `$2` item id, `$3` quantity, `$4` cost of the line → the order as FIND_ORDER
-/// reads it, if the line was added; no row when the order is unknown or paid. Overflow raises
-/// SQLSTATE 22003.
+/// `$1` order id, `$2` item id, `$3` quantity, `$4` cost of the line, `$5` most lines → the
+/// order as FIND_ORDER reads it, if the line was added; no row when the order is unknown, paid,
+/// has `$5` lines already, or the sum of its quantities with `$3` would not fit in a bigint (an
+/// order that could never be reserved). The total cost's overflow raises SQLSTATE 22003.
 pub const ADD_ITEM: &str = "UPDATE orders.orders \
      SET items = items || jsonb_build_array(jsonb_build_array($2::text, $3::bigint)), total_cost = total_cost + $4 \
-     WHERE order_id = $1 AND NOT paid \
+     WHERE order_id = $1 AND NOT paid AND jsonb_array_length(items) < $5::bigint \
+       AND (SELECT coalesce(sum((l ->> 1)::numeric), 0) FROM jsonb_array_elements(items) AS l) + $3::bigint \
+           <= 9223372036854775807 \
      RETURNING order_id, user_id, paid, items::text AS items, total_cost, generation";
 
-/// `$1` order id → `paid` (tells "unknown" from "paid" after ADD_ITEM matched nothing).
-pub const ORDER_PAID: &str = "SELECT paid FROM orders.orders WHERE order_id = $1";
+/// `$1` order id → `paid`, `lines` (count), `quantity` (sum of the quantities, as text) — why
+/// ADD_ITEM matched nothing (no row: unknown order).
+pub const ADD_ITEM_REFUSAL: &str = "SELECT paid, jsonb_array_length(items)::bigint AS lines, \
+     (SELECT coalesce(sum((l ->> 1)::numeric), 0) FROM jsonb_array_elements(items) AS l)::text AS quantity \
+     FROM orders.orders WHERE order_id = $1";
 
 /// `$1` order id, `$2` generation, `$3` saga id, `$4` the plan's line count → one row when the
 /// order is (now or already) paid by this saga; none when it is not the order the saga charged

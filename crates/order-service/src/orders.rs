@@ -1,7 +1,7 @@
 //! Creating, reading and filling orders.
 
 use market_core::{ApiError, parse_id};
-use order_domain::order::{AddItem, BatchInit, Line, Order, order_already_paid, order_not_found};
+use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
 use crate::plan_copy;
@@ -42,6 +42,8 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
 }
 
 /// `POST /orders/addItem/:order_id/:item_id/:quantity`: the price comes from the stock service.
+/// Refuses (400, nothing changed) a line that would make the order one that can never be paid:
+/// a cost or total that overflows, quantities whose sum overflows, more than [`MAX_LINES`] lines.
 pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
     let add = AddItem::parse(
         route::param(&req, "order_id")?,
@@ -64,13 +66,14 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Str(add.item_id.into()),
         ParameterValue::Int64(add.quantity),
         ParameterValue::Int64(cost),
+        ParameterValue::Int64(MAX_LINES as i64),
     ];
     match run(sql::ADD_ITEM, params).await? {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
             Err(ApiError::BadRequest("the order's total cost would overflow".into()))
         }
         Err(e) => Err(pg_failure(e)),
-        Ok(rows) if rows.is_empty() => Err(refusal(add.order_id).await?),
+        Ok(rows) if rows.is_empty() => Err(refusal(&add).await?),
         Ok(rows) => {
             if let Some(Ok(changed)) = rows.first().map(decode) {
                 plan_copy::put_after_commit(&[changed]).await;
@@ -80,10 +83,15 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
     }
 }
 
-/// Why ADD_ITEM changed nothing: unknown or already paid.
-async fn refusal(order_id: &str) -> Result<ApiError, ApiError> {
-    let rows = query(sql::ORDER_PAID, [ParameterValue::Str(order_id.into())]).await?;
-    Ok(if rows.is_empty() { order_not_found(order_id) } else { order_already_paid(order_id) })
+/// Why ADD_ITEM changed nothing: unknown, paid, or the line would make it unpayable.
+async fn refusal(add: &AddItem<'_>) -> Result<ApiError, ApiError> {
+    let rows = query(sql::ADD_ITEM_REFUSAL, [ParameterValue::Str(add.order_id.into())]).await?;
+    let Some(row) = rows.first() else { return Ok(add.refusal(None)) };
+    let bad = |what: &str| ApiError::Internal(format!("order row has no {what}"));
+    let paid: bool = row.get("paid").ok_or_else(|| bad("paid"))?;
+    let lines: i64 = row.get("lines").ok_or_else(|| bad("lines"))?;
+    let quantity: String = row.get("quantity").ok_or_else(|| bad("quantity"))?;
+    Ok(add.refusal(Some((paid, lines, &quantity))))
 }
 
 /// `POST /orders/batch_init/:n/:n_items/:n_users/:item_price`. An admin route: 404 where
