@@ -59,10 +59,19 @@ pub async fn forward(plan: &Plan) -> Forward {
     batches.submit(plan.clone(), run, Forward::abandoned).await
 }
 
+/// Most bytes of sagas' lines in one `/stock/reserve_many` body: half of what an endpoint reads
+/// ([`spin_kit::body::MAX_BODY_BYTES`]). A batch of large orders (up to 1 000 lines each) is
+/// sent in several calls rather than refused whole for its size.
+const MAX_RESERVE_BODY_BYTES: usize = spin_kit::body::MAX_BODY_BYTES / 2;
+
 /// Reserves for the whole batch, charges those reserved, marks paid the orders of those charged.
 pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
-    let sagas: Vec<_> = batch.iter().map(|p| serde_json::json!({ "saga_id": p.saga_id, "items": p.items })).collect();
-    let reserves = send("http://stock-reserve-many.spin.internal/stock/reserve_many", serde_json::json!({ "sagas": sagas }), batch.len()).await;
+    let mut reserves = Vec::with_capacity(batch.len());
+    for sagas in by_body_size(&batch) {
+        let n = sagas.len();
+        let body = serde_json::json!({ "sagas": sagas });
+        reserves.extend(send("http://stock-reserve-many.spin.internal/stock/reserve_many", body, n).await);
+    }
     let reserved: Vec<usize> = (0..batch.len()).filter(|&i| matches!(reserves[i], Outcome::Done)).collect();
     let mut charges: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
     if !reserved.is_empty() {
@@ -92,6 +101,26 @@ pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
         .zip(marks)
         .map(|((reserve, charge), mark_paid)| Forward { reserve, charge, mark_paid })
         .collect()
+}
+
+/// The batch's reserve entries, in order, in groups of at most [`MAX_RESERVE_BODY_BYTES`] (a
+/// saga larger than that alone is a group of its own).
+fn by_body_size(batch: &[Plan]) -> Vec<Vec<serde_json::Value>> {
+    let mut groups: Vec<Vec<serde_json::Value>> = Vec::new();
+    let mut size = 0;
+    for plan in batch {
+        let entry = serde_json::json!({ "saga_id": plan.saga_id, "items": plan.items });
+        let bytes = entry.to_string().len() + 1;
+        match groups.last_mut() {
+            Some(group) if size + bytes <= MAX_RESERVE_BODY_BYTES => group.push(entry),
+            _ => {
+                groups.push(vec![entry]);
+                size = 0;
+            }
+        }
+        size += bytes;
+    }
+    groups
 }
 
 /// "Mark paid" for several sagas in one statement: each as [`crate::participants`] would.
@@ -156,5 +185,32 @@ impl Participants for Prefetched {
             Some(outcome) => outcome,
             None => Services.run(step, plan).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use order_domain::order::Line;
+
+    fn plan(i: usize, lines: usize) -> Plan {
+        let items = (0..lines).map(|k| Line(format!("{k:036}"), 1)).collect();
+        Plan { saga_id: format!("o{i}.0.0"), order_id: format!("o{i}"), generation: 0, attempt: 0, user_id: "u".into(), items, total: 1 }
+    }
+
+    #[test]
+    fn large_batches_of_reserves_are_split_by_body_size_in_order() {
+        let small: Vec<Plan> = (0..64).map(|i| plan(i, 2)).collect();
+        assert_eq!(by_body_size(&small).len(), 1, "a usual batch is one call");
+        let large: Vec<Plan> = (0..64).map(|i| plan(i, 1000)).collect();
+        let groups = by_body_size(&large);
+        assert!(groups.len() > 1);
+        for group in &groups {
+            let body = serde_json::json!({ "sagas": group }).to_string();
+            assert!(body.len() <= MAX_RESERVE_BODY_BYTES + 20, "{}", body.len());
+        }
+        let ids: Vec<String> = groups.iter().flatten().map(|e| e["saga_id"].as_str().unwrap_or_default().to_string()).collect();
+        assert_eq!(ids, large.iter().map(|p| p.saga_id.clone()).collect::<Vec<_>>());
+        assert_eq!(by_body_size(&[plan(0, 20_000), plan(1, 1)]).len(), 2, "a huge saga goes alone");
     }
 }

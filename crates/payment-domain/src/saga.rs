@@ -41,30 +41,71 @@ pub struct SagaCharge {
 /// `POST /payment/charge_many` body: `{"charges": [{"saga_id", "user_id", "amount"}, ...]}`:
 /// the charges of several sagas, applied in one statement, each on its own, as [`ChargeStep`]
 /// would be.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// Each charge is also checked on its own: one that `charge` would refuse as invalid (a bad id,
+/// a negative amount, not a charge at all) gets that 400 as its own answer, and the others are
+/// charged as if it were not there. Only a body that is not such a list at all, or longer than
+/// [`MAX_BATCH_CHARGES`], is refused whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeManyRequest {
-    pub charges: Vec<SagaCharge>,
+    /// Each charge in order, or why it is invalid.
+    pub charges: Vec<Result<SagaCharge, ApiError>>,
 }
 
 impl ChargeManyRequest {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let req: ChargeManyRequest = serde_json::from_slice(body).map_err(|e| {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            charges: Vec<serde_json::Value>,
+        }
+        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
             ApiError::BadRequest(format!(
                 "body must be {{\"charges\": [{{\"saga_id\": id, \"user_id\": id, \"amount\": n}}, ...]}}: {e}"
             ))
         })?;
-        if req.charges.len() > MAX_BATCH_CHARGES {
+        if envelope.charges.len() > MAX_BATCH_CHARGES {
             return Err(ApiError::BadRequest(format!("at most {MAX_BATCH_CHARGES} charges per batch")));
         }
-        for c in &req.charges {
+        let charge = |entry: serde_json::Value| -> Result<SagaCharge, ApiError> {
+            let c: SagaCharge = serde_json::from_value(entry).map_err(|e| {
+                ApiError::BadRequest(format!("a charge must be {{\"saga_id\": id, \"user_id\": id, \"amount\": n}}: {e}"))
+            })?;
             ChargeStep::parse(&c.saga_id, &c.user_id, &c.amount.to_string())?;
-        }
-        Ok(req)
+            Ok(c)
+        };
+        Ok(ChargeManyRequest { charges: envelope.charges.into_iter().map(charge).collect() })
     }
 
-    /// The i-th charge as the single step it stands for.
-    pub fn step(&self, i: usize) -> Option<ChargeStep<'_>> {
-        self.charges.get(i).map(|c| ChargeStep { saga_id: &c.saga_id, user_id: &c.user_id, amount: c.amount })
+    /// The valid charges, in order, as the single steps they stand for: the arguments of
+    /// `payment.charge_many`.
+    pub fn valid(&self) -> Vec<ChargeStep<'_>> {
+        self.charges
+            .iter()
+            .flatten()
+            .map(|c| ChargeStep { saga_id: &c.saga_id, user_id: &c.user_id, amount: c.amount })
+            .collect()
+    }
+
+    /// Every charge's answer, in order, from what `payment.charge_many` answered for the valid
+    /// ones ([`ChargeManyRequest::valid`]): `Ok`, or the refusal `charge` would answer; an invalid
+    /// charge answers its 400. `Err` if the count does not match or an outcome is unknown.
+    pub fn answers(&self, outcomes: &[String]) -> Result<Vec<Result<(), ApiError>>, ApiError> {
+        let valid = self.valid();
+        if outcomes.len() != valid.len() {
+            return Err(ApiError::Internal(format!("{} outcomes for {} charges", outcomes.len(), valid.len())));
+        }
+        let mut decided = valid.iter().zip(outcomes);
+        let mut answers = Vec::with_capacity(self.charges.len());
+        for charge in &self.charges {
+            answers.push(match charge {
+                Err(invalid) => Err(invalid.clone()),
+                Ok(_) => {
+                    let (step, raw) = decided.next().ok_or_else(|| ApiError::Internal("batch out of step".into()))?;
+                    ChargeOutcome::parse(raw)?.into_result(step).map_err(ApiError::from)
+                }
+            });
+        }
+        Ok(answers)
     }
 }
 
@@ -192,17 +233,32 @@ mod tests {
         }
         assert_eq!(RefundStep::parse("o-1.0.1"), Ok(RefundStep { saga_id: "o-1.0.1" }));
         let batch = ChargeManyRequest::parse(br#"{"charges": [{"saga_id": "o-1.0.1", "user_id": "u-7", "amount": 25}]}"#).unwrap();
-        assert_eq!(batch.step(0), Some(ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 }));
-        assert_eq!(batch.step(1), None);
-        for bad in [
-            &br#"{"charges": [{"saga_id": "s", "user_id": "u", "amount": -1}]}"#[..],
-            br#"{"charges": [{"saga_id": "", "user_id": "u", "amount": 1}]}"#,
-            br#"{"charges": [{"saga_id": "s", "amount": 1}]}"#,
-            b"{}",
-        ] {
+        assert_eq!(batch.valid(), [ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 }]);
+        for bad in [&b"{}"[..], b"[]", br#"{"charges": {}}"#] {
             assert_eq!(ChargeManyRequest::parse(bad).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(bad));
         }
         assert_eq!(RefundStep::parse("").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn an_invalid_charge_gets_its_own_400_and_the_others_go_on() {
+        let body = br#"{"charges": [
+            {"saga_id": "a", "user_id": "u", "amount": 5},
+            {"saga_id": "s", "user_id": "u", "amount": -1},
+            {"saga_id": "", "user_id": "u", "amount": 1},
+            {"saga_id": "s", "amount": 1},
+            7,
+            {"saga_id": "b", "user_id": "v", "amount": 9},
+            {"saga_id": "c", "user_id": "w", "amount": 1}
+        ]}"#;
+        let batch = ChargeManyRequest::parse(body).unwrap();
+        let valid: Vec<_> = batch.valid().iter().map(|c| c.saga_id).collect();
+        assert_eq!(valid, ["a", "b", "c"], "only the valid ones reach SQL");
+        let answers = batch.answers(&["charged".into(), "refused".into(), "unknown_user".into()]).unwrap();
+        let statuses: Vec<u16> = answers.iter().map(|a| a.as_ref().map_or_else(|e| e.status(), |()| 200)).collect();
+        assert_eq!(statuses, [200, 400, 400, 400, 400, 409, 404]);
+        assert_eq!(batch.answers(&["charged".into()]).unwrap_err().status(), 500, "a count that does not match");
+        assert_eq!(batch.answers(&["charged".into(), "maybe".into(), "refused".into()]).unwrap_err().status(), 500);
     }
 
     #[test]

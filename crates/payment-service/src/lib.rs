@@ -82,25 +82,23 @@ pub async fn charge(req: Request) -> Result<Reply, ApiError> {
 
 /// `POST /payment/charge_many` with `{"charges": [{"saga_id", "user_id", "amount"}, ...]}`: the
 /// `charge` step of several sagas in one statement, each on its own. 200 `{"outcomes": [...]}`,
-/// one per saga in order, each as `charge` would have answered it (`{"status": 200}`, or 409 /
-/// 404 with the reason).
+/// one per saga in order, each as `charge` would have answered it (`{"status": 200}`, 409 / 404
+/// with the reason, or 400 for a charge that is invalid: that one is left out of the statement,
+/// the others are charged as if it were not there).
 pub async fn charge_many(req: Request) -> Result<Reply, ApiError> {
     let batch = ChargeManyRequest::parse(&spin_kit::body::bytes(req).await?)?;
-    let params = vec![
-        ParameterValue::ArrayStr(batch.charges.iter().map(|c| Some(c.saga_id.clone())).collect()),
-        ParameterValue::ArrayStr(batch.charges.iter().map(|c| Some(c.user_id.clone())).collect()),
-        ParameterValue::ArrayInt64(batch.charges.iter().map(|c| Some(c.amount)).collect()),
-    ];
-    let outcomes = query_texts(sql::CHARGE_MANY, params, "o_outcome").await?;
-    if outcomes.len() != batch.charges.len() {
-        return Err(ApiError::Internal(format!("{} outcomes for {} charges", outcomes.len(), batch.charges.len())));
-    }
-    let mut results = Vec::with_capacity(outcomes.len());
-    for (i, raw) in outcomes.iter().enumerate() {
-        let step = batch.step(i).ok_or_else(|| ApiError::Internal("batch out of step".into()))?;
-        results.push(ChargeOutcome::parse(raw)?.into_result(&step).map_err(ApiError::from));
-    }
-    Ok(respond::outcomes(results))
+    let valid = batch.valid();
+    let outcomes = if valid.is_empty() {
+        Vec::new()
+    } else {
+        let params = vec![
+            ParameterValue::ArrayStr(valid.iter().map(|c| Some(c.saga_id.to_string())).collect()),
+            ParameterValue::ArrayStr(valid.iter().map(|c| Some(c.user_id.to_string())).collect()),
+            ParameterValue::ArrayInt64(valid.iter().map(|c| Some(c.amount)).collect()),
+        ];
+        query_texts(sql::CHARGE_MANY, params, "o_outcome").await?
+    };
+    Ok(respond::outcomes(batch.answers(&outcomes)?))
 }
 
 /// `POST /payment/refund/:saga_id` (saga compensation, idempotent per saga): gives back what the

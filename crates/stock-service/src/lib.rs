@@ -95,25 +95,24 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
 /// `POST /stock/reserve_many` with `{"sagas": [{"saga_id": "...", "items": [[item_id, quantity],
 /// ...]}, ...]}`: the `reserve` step of several sagas in one statement, each on its own. 200
 /// `{"outcomes": [...]}`, one per saga in order, each as `reserve` would have answered it
-/// (`{"status": 200}`, or 409 with the reason).
+/// (`{"status": 200}`, 409 with the reason, or 400 for a saga that is invalid: that one is left
+/// out of the statement, the others are reserved as if it were not there).
 pub async fn reserve_many(req: Request) -> Result<Reply, ApiError> {
     let batch = ReserveManyRequest::parse(&spin_kit::body::bytes(req).await?)?;
-    let cols = batch.columns()?;
-    let ids = distinct_ids(cols.items.iter().flatten().map(String::as_str));
-    let params = vec![
-        ParameterValue::ArrayStr(cols.sagas),
-        ParameterValue::ArrayInt64(cols.line_counts),
-        ParameterValue::ArrayStr(cols.items),
-        ParameterValue::ArrayInt64(cols.quantities),
-    ];
-    let outcomes = find_view::writing(&ids, query_texts(sql::RESERVE_MANY, params, "o_outcome")).await?;
-    if outcomes.len() != batch.sagas.len() {
-        return Err(ApiError::Internal(format!("{} outcomes for {} sagas", outcomes.len(), batch.sagas.len())));
-    }
-    Ok(respond::outcomes(outcomes.iter().map(|o| match StepOutcome::parse(o) {
-        StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
-        _ => Ok(()),
-    })))
+    let cols = batch.columns();
+    let outcomes = if cols.sagas.is_empty() {
+        Vec::new()
+    } else {
+        let ids = distinct_ids(cols.items.iter().flatten().map(String::as_str));
+        let params = vec![
+            ParameterValue::ArrayStr(cols.sagas),
+            ParameterValue::ArrayInt64(cols.line_counts),
+            ParameterValue::ArrayStr(cols.items),
+            ParameterValue::ArrayInt64(cols.quantities),
+        ];
+        find_view::writing(&ids, query_texts(sql::RESERVE_MANY, params, "o_outcome")).await?
+    };
+    Ok(respond::outcomes(batch.answers(&outcomes)?))
 }
 
 /// `POST /stock/release/:saga_id` (saga compensation, idempotent): gives the saga's reserved
