@@ -9,6 +9,7 @@
 //! | `orders:lease:<saga_id>` | the token of the driver that owns the saga, with a TTL |
 //! | `orders:sagas:active` | sorted set of running sagas, scored by when they are due (ms) |
 //! | `orders:sagas:final` | sorted set of final sagas, scored by when they ended (ms): records older than [`RECORD_RETENTION_MS`] are deleted |
+//! | `orders:sagas:stuck` | sorted set of stuck sagas (not finished after their drive limit), scored by when they got stuck (ms): kept, never driven, until an operator re-drives one ([`LIST_STUCK`], [`REDRIVE`]) |
 //! | `orders:alarm:*` | empty keys whose expiry wakes the worker |
 //! | `orders:fwd:queue`, `orders:fwd:leader`, `orders:fwd:box:<mailbox>` | sagas waiting for a shared batch of forward steps, the lock of the checkout that leads the batches, the answers for each instance ([`BEGIN`], [`FORWARD_TAKE`], [`FORWARD_SETTLE`]) |
 //!
@@ -108,17 +109,20 @@ return stored
 /// on them and 8 s with the same records and no TTL.
 pub const RECORD_RETENTION_MS: u64 = 10 * 60 * 1000;
 
-/// The Lua function `finish(id, owner, record, final, due, now, retention)` behind [`FINISH`] and
-/// [`FORWARD_SETTLE`].
+/// The Lua function `finish(id, owner, record, mode, due, now, retention)` behind [`FINISH`] and
+/// [`FORWARD_SETTLE`]; `mode` is `'1'` (final), `'0'` (retry at `due`) or `'s'` (stuck).
 macro_rules! finish_function {
     () => {
         r#"
-local function finish(id, owner, record, final, due, now, retention)
+local function finish(id, owner, record, mode, due, now, retention)
   local lease = 'orders:lease:' .. id
   if redis.call('GET', lease) ~= owner then return 0 end
   redis.call('DEL', lease)
   redis.call('SET', 'orders:saga:' .. id, record)
-  if final then
+  if mode == 's' then
+    redis.call('ZREM', 'orders:sagas:active', id)
+    redis.call('ZADD', 'orders:sagas:stuck', now, id)
+  elseif mode == '1' then
     redis.call('ZREM', 'orders:sagas:active', id)
     redis.call('ZADD', 'orders:sagas:final', now, id)
     local old = redis.call('ZRANGEBYSCORE', 'orders:sagas:final', '-inf', tonumber(now) - tonumber(retention), 'LIMIT', 0, 2)
@@ -138,13 +142,14 @@ end
     };
 }
 
-/// ARGV: saga id, owner token, record JSON, '1' if final else '0', due ms (retry), now ms,
-/// retention ms. Writes the record only if the caller still owns the lease (returns 1; else 0
-/// and nothing changes); a final saga leaves the active set for the final one (and deletes up to
-/// two records that ended longer than the retention ago), a retried one is due again at `due`.
+/// ARGV: saga id, owner token, record JSON, `'1'` if final, `'s'` if stuck, else `'0'`, due ms
+/// (retry), now ms, retention ms. Writes the record only if the caller still owns the lease
+/// (returns 1; else 0 and nothing changes); a final saga leaves the active set for the final one
+/// (and deletes up to two records that ended longer than the retention ago), a stuck one leaves
+/// it for `orders:sagas:stuck` (kept, not driven), a retried one is due again at `due`.
 pub const FINISH: &str = concat!(
     finish_function!(),
-    "return finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5], ARGV[6], ARGV[7])"
+    "return finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])"
 );
 
 /// ARGV: saga id, owner token, lease ms, now ms. Extends the lease if still owned (1), else 0.
@@ -214,7 +219,7 @@ pub const FORWARD_SETTLE: &str = concat!(
     r#"
 for i = 4, #ARGV, 6 do
   local settled = 0
-  if ARGV[i + 5] ~= '' then settled = finish(ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], true, 0, ARGV[2], ARGV[3]) end
+  if ARGV[i + 5] ~= '' then settled = finish(ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], '1', 0, ARGV[2], ARGV[3]) end
   local box = 'orders:fwd:box:' .. ARGV[i]
   redis.call('RPUSH', box, table.concat({ARGV[i + 1], settled, ARGV[i + 2]}, '\n'))
   redis.call('PEXPIRE', box, ARGV[1])
@@ -231,6 +236,39 @@ return 1
 
 /// The running sagas, scored by when they are due (ms).
 pub const ACTIVE_SAGAS: &str = "orders:sagas:active";
+
+/// The stuck sagas, scored by when they got stuck (ms).
+pub const STUCK_SAGAS: &str = "orders:sagas:stuck";
+
+/// ARGV: most sagas. Returns how many sagas are stuck, then `id, record` of the ones stuck
+/// longest, up to that many (a record that is gone is left out).
+pub const LIST_STUCK: &str = r#"
+local out = {tostring(redis.call('ZCARD', 'orders:sagas:stuck'))}
+for _, id in ipairs(redis.call('ZRANGE', 'orders:sagas:stuck', 0, tonumber(ARGV[1]) - 1)) do
+  local rec = redis.call('GET', 'orders:saga:' .. id)
+  if rec then
+    table.insert(out, id)
+    table.insert(out, rec)
+  end
+end
+return out
+"#;
+
+/// ARGV: saga id, the record as read (JSON, stuck), the record re-driven (JSON, running), owner
+/// token, lease ms, now ms. An operator's re-drive of a stuck saga: if the record is still the
+/// one read and nobody holds the lease, writes the running record, takes the lease for the
+/// caller, and moves the saga from `orders:sagas:stuck` back to the active set (due when the
+/// lease ends, so that the worker takes it over if the caller dies). Returns 1, or 0 with
+/// nothing changed (the record changed meanwhile: another re-drive).
+pub const REDRIVE: &str = r#"
+local key = 'orders:saga:' .. ARGV[1]
+if redis.call('GET', key) ~= ARGV[2] then return 0 end
+if not redis.call('SET', 'orders:lease:' .. ARGV[1], ARGV[4], 'NX', 'PX', ARGV[5]) then return 0 end
+redis.call('SET', key, ARGV[3])
+redis.call('ZREM', 'orders:sagas:stuck', ARGV[1])
+redis.call('ZADD', 'orders:sagas:active', tonumber(ARGV[6]) + tonumber(ARGV[5]), ARGV[1])
+return 1
+"#;
 
 /// The channel that wakes the worker at once.
 pub const DOORBELL: &str = "orders:doorbell";

@@ -7,8 +7,16 @@
 //! reserve already done answers "done", a charge already refused answers "refused", a
 //! compensation of a step that never happened is a no-op that also blocks the step for good.
 //! The Redis record therefore only needs to say whether the saga is running or finished; it
-//! also keeps the history for operators. A lease (see `redis_scripts`) keeps two drivers from
-//! advancing one saga at once, and the driver re-checks it as it goes ([`Fence`]).
+//! also keeps the history for operators (at most [`HISTORY_CAP`] events). A lease (see
+//! `redis_scripts`) keeps two drivers from advancing one saga at once, and the driver re-checks
+//! it as it goes ([`Fence`]).
+//!
+//! Two things keep a saga from running for ever. A participant that calls a step's request
+//! invalid (400 or 422: the order cannot be paid as it is, e.g. more lines than a reservation
+//! takes) is a permanent answer, [`Outcome::Invalid`]: the saga compensates and fails, like a
+//! refusal. And a saga that is still not finished after [`Record::drive_limit`] drives (a step
+//! that keeps failing transiently) is [`State::Stuck`]: nobody drives it any more until an
+//! operator re-drives it ([`Record::redriven`]).
 //!
 //! [`drive`] is the whole algorithm; its I/O goes through [`Participants`], [`Clock`] and
 //! [`Fence`], so tests run it against fakes with injected failures.
@@ -68,6 +76,9 @@ pub enum State {
     Running,
     Paid,
     Failed,
+    /// Not finished after its drive limit: left alone (kept, not driven) until an operator
+    /// re-drives it. Not final: it may hold reserved stock and charged credit.
+    Stuck,
 }
 
 /// A participant step.
@@ -81,9 +92,49 @@ pub enum Step {
     ReleaseStock,
 }
 
+impl Step {
+    /// The step's name as records show it (`reserve_stock`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::ReserveStock => "reserve_stock",
+            Step::ChargePayment => "charge_payment",
+            Step::MarkPaid => "mark_paid",
+            Step::RefundPayment => "refund_payment",
+            Step::ReleaseStock => "release_stock",
+        }
+    }
+}
+
 /// Why "mark paid" refuses: the order is not the one the saga charged for (re-created, or a
 /// line added since the plan was read).
 pub const ORDER_CHANGED: &str = "the order changed during checkout";
+
+/// How the reason of a saga failed on an [`Outcome::Invalid`] answer begins (the participant's
+/// message follows): such a checkout is answered 400, not 409 ([`Record::failed_as_invalid`]).
+pub const INVALID_ORDER: &str = "the order cannot be paid as it is: ";
+
+/// The drive limit of a saga whose record does not say (the application variable
+/// `saga_max_drives` sets it for new sagas). With the worker's back-off (250 ms doubling to 5 s,
+/// [`retry_delay_ms`]), 100 drives are about 8 to 9 minutes of a step failing without a break:
+/// longer than a store restart or fail-over, which must not strand sagas for an operator, and
+/// short enough that a saga that can never finish costs a bounded amount of work.
+pub const DEFAULT_DRIVE_LIMIT: u32 = 100;
+
+/// Most events a record keeps: the first [`HISTORY_HEAD`] and the latest ones; the events
+/// dropped from between them are counted in [`Record::history_dropped`]. A drive adds 3 to 7
+/// events (more with in-line retries), so 64 keep the first drive or two and the last several
+/// whole, and a record stays a few kilobytes however often it is driven.
+pub const HISTORY_CAP: usize = 64;
+/// How many of the first events a capped history keeps.
+pub const HISTORY_HEAD: usize = 16;
+
+/// Parses a drive limit (the application variable `saga_max_drives`): a whole number from 1.
+pub fn parse_drive_limit(raw: &str) -> Result<u32, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("saga_max_drives must be a whole number from 1 to {}, not {raw:?}", u32::MAX)),
+    }
+}
 
 /// What a participant answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +143,9 @@ pub enum Outcome {
     Done,
     /// The participant refused, for good (e.g. out of stock): compensate.
     Refused(String),
+    /// The participant called the request invalid (HTTP 400 or 422): it will never be done,
+    /// for good. The saga compensates (the step too, in case) and fails.
+    Invalid(String),
     /// No answer or a temporary failure: the step may have happened or not; retry it.
     Transient(String),
 }
@@ -103,7 +157,7 @@ pub struct Event {
     /// Who drove: "checkout" (the request itself) or "worker".
     pub by: String,
     pub step: Step,
-    /// "done", "refused: <reason>" or "error: <message>".
+    /// "done", "refused: <reason>", "invalid: <message>" or "error: <message>".
     pub outcome: String,
 }
 
@@ -112,6 +166,7 @@ impl Event {
         let outcome = match outcome {
             Outcome::Done => "done".to_string(),
             Outcome::Refused(r) => format!("refused: {r}"),
+            Outcome::Invalid(m) => format!("invalid: {m}"),
             Outcome::Transient(e) => format!("error: {e}"),
         };
         Event { at_ms, by: by.to_string(), step, outcome }
@@ -128,14 +183,45 @@ pub struct Record {
     pub reason: Option<String>,
     /// How many times a driver picked it up.
     pub drives: u32,
+    /// After this many drives a saga that is still running is [`State::Stuck`].
+    #[serde(default = "default_drive_limit")]
+    pub drive_limit: u32,
+    /// At most [`HISTORY_CAP`] events: the first [`HISTORY_HEAD`], then the latest.
     pub history: Vec<Event>,
+    /// How many events were dropped from the middle of `history` to keep it capped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_dropped: u64,
     pub created_ms: u64,
     pub updated_ms: u64,
 }
 
+fn default_drive_limit() -> u32 {
+    DEFAULT_DRIVE_LIMIT
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Record {
     pub fn new(plan: Plan, now_ms: u64) -> Self {
-        Record { plan, state: State::Running, reason: None, drives: 0, history: Vec::new(), created_ms: now_ms, updated_ms: now_ms }
+        Record {
+            plan,
+            state: State::Running,
+            reason: None,
+            drives: 0,
+            drive_limit: DEFAULT_DRIVE_LIMIT,
+            history: Vec::new(),
+            history_dropped: 0,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        }
+    }
+
+    /// The same record with another drive limit.
+    pub fn with_drive_limit(mut self, drive_limit: u32) -> Self {
+        self.drive_limit = drive_limit;
+        self
     }
 
     pub fn encode(&self) -> String {
@@ -145,17 +231,18 @@ impl Record {
     /// The JSON object of a new running record without its plan's fields. The plan's JSON
     /// ([`Plan::copy_json`]) without its closing brace, a comma, and this without its opening
     /// brace, is the record's JSON: that is how `BEGIN` writes it from the plan copy.
-    pub fn running_tail_json(now_ms: u64) -> String {
+    pub fn running_tail_json(now_ms: u64, drive_limit: u32) -> String {
         #[derive(Serialize)]
         struct Tail<'a> {
             state: State,
             reason: Option<&'a str>,
             drives: u32,
+            drive_limit: u32,
             history: [Event; 0],
             created_ms: u64,
             updated_ms: u64,
         }
-        let tail = Tail { state: State::Running, reason: None, drives: 0, history: [], created_ms: now_ms, updated_ms: now_ms };
+        let tail = Tail { state: State::Running, reason: None, drives: 0, drive_limit, history: [], created_ms: now_ms, updated_ms: now_ms };
         serde_json::to_string(&tail).unwrap_or_default()
     }
 
@@ -189,15 +276,58 @@ impl Record {
         None
     }
 
-    /// Folds a drive's report into the record.
+    /// Folds a drive's report into the record. A drive that ends for a retry when the saga has
+    /// had its [`Record::drive_limit`] drives leaves it [`State::Stuck`] instead.
     pub fn apply(&mut self, report: &DriveReport, now_ms: u64) {
-        self.drives += 1;
-        self.history.extend(report.events.iter().cloned());
+        self.drives = self.drives.saturating_add(1);
+        self.add_history(&report.events);
         self.updated_ms = now_ms;
-        if let DriveResult::Final { state, reason } = &report.result {
-            self.state = *state;
-            self.reason = reason.clone();
+        match &report.result {
+            DriveResult::Final { state, reason } => {
+                self.state = *state;
+                self.reason = reason.clone();
+            }
+            DriveResult::Retry { step, error } if self.drives >= self.drive_limit => {
+                self.state = State::Stuck;
+                self.reason = Some(format!(
+                    "not finished after {} drives; the last one stopped at {}: {error}",
+                    self.drives,
+                    step.name()
+                ));
+            }
+            DriveResult::Retry { .. } | DriveResult::Fenced => {}
         }
+    }
+
+    /// Appends events, keeping at most [`HISTORY_CAP`]: the first [`HISTORY_HEAD`] and the
+    /// latest; the ones dropped between them are counted.
+    fn add_history(&mut self, events: &[Event]) {
+        self.history.extend_from_slice(events);
+        let excess = self.history.len().saturating_sub(HISTORY_CAP);
+        if excess > 0 {
+            self.history.drain(HISTORY_HEAD..HISTORY_HEAD + excess);
+            self.history_dropped += excess as u64;
+        }
+    }
+
+    /// A stuck saga handed back to the drivers by an operator: running again, with `budget`
+    /// more drives before it is stuck again. `None` unless it is stuck.
+    pub fn redriven(&self, budget: u32, now_ms: u64) -> Option<Record> {
+        if self.state != State::Stuck {
+            return None;
+        }
+        let mut record = self.clone();
+        record.state = State::Running;
+        record.reason = None;
+        record.drive_limit = self.drives.saturating_add(budget.max(1));
+        record.updated_ms = now_ms;
+        Some(record)
+    }
+
+    /// Whether the saga failed because a participant called its request invalid: the order
+    /// cannot be paid as it is (its checkout answers 400).
+    pub fn failed_as_invalid(&self) -> bool {
+        self.state == State::Failed && self.reason.as_deref().is_some_and(|r| r.starts_with(INVALID_ORDER))
     }
 }
 
@@ -213,8 +343,16 @@ pub enum Next {
 pub fn next(step: Step, outcome: &Outcome, reason: Option<String>) -> Next {
     use Step::*;
     let why = |r: &str| Some(reason.clone().unwrap_or_else(|| r.to_string()));
+    let invalid = |m: &str| Some(reason.clone().unwrap_or_else(|| format!("{INVALID_ORDER}{m}")));
     match (step, outcome) {
         (_, Outcome::Transient(e)) => Next::Retry { step, error: e.clone() },
+        // An invalid request is never done: compensate from that step back (a compensation of
+        // a step that did not happen is a no-op that also blocks it for good), then fail.
+        (ReserveStock, Outcome::Invalid(m)) => Next::Do { step: ReleaseStock, reason: invalid(m) },
+        (ChargePayment | MarkPaid, Outcome::Invalid(m)) => Next::Do { step: RefundPayment, reason: invalid(m) },
+        // A compensation must happen: one called invalid is not done. It is retried, and the
+        // drive limit leaves the saga stuck for an operator.
+        (RefundPayment | ReleaseStock, Outcome::Invalid(m)) => Next::Retry { step, error: format!("invalid request: {m}") },
         (ReserveStock, Outcome::Done) => Next::Do { step: ChargePayment, reason: None },
         // An all-or-nothing reservation that was refused left nothing to undo.
         (ReserveStock, Outcome::Refused(r)) => Next::Finish { state: State::Failed, reason: why(r) },

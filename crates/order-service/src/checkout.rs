@@ -11,7 +11,9 @@
 //! (due again after a back-off) and waits for the outcome. A checkout of an order whose saga is
 //! already running waits for that saga. The response is only given once the outcome
 //! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
-//! see the status endpoint) — never a guess.
+//! see the status endpoint) — never a guess. A saga that is stuck (not finished after its drive
+//! limit, the application variable `saga_max_drives`) is answered 503 at once: it waits for an
+//! operator ([`crate::operator`]).
 
 use crate::orders::load;
 use crate::forward_batch::{self, Prefetched};
@@ -20,7 +22,7 @@ use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
 use crate::shared_batch::Ticket;
 use market_core::{ApiError, parse_id};
-use order_domain::saga::{Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, retry_delay_ms};
+use order_domain::saga::{Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, parse_drive_limit, retry_delay_ms};
 use spin_kit::{Reply, Request, respond, route};
 
 /// Longest a checkout request waits for its saga's outcome.
@@ -37,11 +39,12 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let started = clock.now_ms();
     let owner = owner_token("checkout");
     let mode = Mode::parse(&spin_kit::vars::get("checkout_mode").await.unwrap_or_default());
+    let drive_limit = drive_limit().await?;
     // Whether this request already read the order from Postgres and refreshed its plan copy.
     let mut refreshed = false;
     loop {
         let ticket = (mode == Mode::Shared).then(Ticket::new);
-        let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), ticket.as_ref()).await? {
+        let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, ticket.as_ref()).await? {
             Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
             Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
             Begun::Drive { plan, leading } => (plan, leading),
@@ -58,7 +61,7 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
             }
         };
         let now = clock.now_ms();
-        let mut record = Record::new(plan.clone(), now);
+        let mut record = Record::new(plan.clone(), now).with_drive_limit(drive_limit);
         if mode == Mode::Worker {
             saga_store::finish(&record, &owner, false, now, now).await?;
             saga_store::ring_doorbell().await;
@@ -99,7 +102,10 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
             }
             DriveResult::Retry { .. } => {
                 let due = now + retry_delay_ms(record.drives);
-                saga_store::finish(&record, &owner, false, due, now).await?;
+                let written = saga_store::finish(&record, &owner, false, due, now).await?;
+                if written && record.state == State::Stuck {
+                    return Ok(outcome_reply(&record));
+                }
                 saga_store::ring_doorbell().await;
             }
             DriveResult::Fenced => {}
@@ -107,6 +113,13 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         // Someone else (the worker) owns the saga now: wait for its outcome.
         return wait_for(order_id, &plan.saga_id, started).await;
     }
+}
+
+/// How many drives a new saga gets before it is stuck: the application variable
+/// `saga_max_drives`; a value that is not a whole number from 1 is a deployment error (500).
+pub(crate) async fn drive_limit() -> Result<u32, ApiError> {
+    let raw = spin_kit::vars::get("saga_max_drives").await?;
+    parse_drive_limit(&raw).map_err(ApiError::Misconfigured)
 }
 
 /// How a checkout drives its saga: the component variable `checkout_mode` (see the module doc).
@@ -147,10 +160,10 @@ async fn wait_for(order_id: &str, saga_id: &str, started: u64) -> Result<Reply, 
     let clock = WallClock;
     let mut pause = 5;
     loop {
-        if let Some(record) = saga_store::load(saga_id).await? {
-            if record.state != State::Running {
-                return Ok(outcome_reply(&record));
-            }
+        if let Some(record) = saga_store::load(saga_id).await?
+            && record.state != State::Running
+        {
+            return Ok(outcome_reply(&record));
         }
         if clock.now_ms().saturating_sub(started) >= WAIT_LIMIT_MS {
             return Err(ApiError::Unavailable(format!(
@@ -166,14 +179,19 @@ fn paid_reply(order_id: &str, saga_id: Option<&str>) -> Reply {
     respond::ok(&serde_json::json!({ "order_id": order_id, "paid": true, "saga_id": saga_id }))
 }
 
-/// 200 when the saga paid the order; 409 with the reason when it failed.
+/// 200 when the saga paid the order; 409 with the reason when it was refused; 400 when a
+/// participant called it invalid (the order cannot be paid as it is); 503 when it is stuck.
 fn outcome_reply(record: &Record) -> Reply {
+    let reason = record.reason.as_deref().unwrap_or("unknown reason");
+    let saga_id = &record.plan.saga_id;
     match record.state {
-        State::Paid => paid_reply(&record.plan.order_id, Some(&record.plan.saga_id)),
-        _ => respond::error(&ApiError::Conflict(format!(
-            "checkout refused: {}",
-            record.reason.as_deref().unwrap_or("unknown reason")
+        State::Paid => paid_reply(&record.plan.order_id, Some(saga_id)),
+        State::Failed if record.failed_as_invalid() => respond::error(&ApiError::BadRequest(format!("checkout refused: {reason}"))),
+        State::Stuck => respond::error(&ApiError::InProgress(format!(
+            "checkout of order {} is stuck (saga {saga_id}, {} drives: {reason}); it waits for an operator: POST /orders/saga/{saga_id}/redrive",
+            record.plan.order_id, record.drives
         ))),
+        _ => respond::error(&ApiError::Conflict(format!("checkout refused: {reason}"))),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The order service's endpoints (one component each) — `create`, `find`, `add_item`,
-//! `batch_init`, `checkout`, `checkout_status` — and the saga worker's `drain`.
+//! `batch_init`, `checkout`, `checkout_status`, the operator's `stuck_sagas` and `redrive_saga` —
+//! and the saga worker's `drain`.
 //!
 //! Orders live in Postgres (schema `orders`); the checkout saga's table and the orders' plan
 //! copies live in Redis (database 1, prefix `orders:`); stock and payment are reached only through their services'
@@ -7,6 +8,7 @@
 
 mod checkout;
 mod forward_batch;
+mod operator;
 mod orders;
 mod participants;
 mod plan_copy;
@@ -15,4 +17,5 @@ mod shared_batch;
 pub mod worker;
 
 pub use checkout::{checkout, checkout_status};
+pub use operator::{redrive_saga, stuck_sagas};
 pub use orders::{add_item, batch_init, create, find};

@@ -28,7 +28,8 @@ impl Participants for Services {
     }
 }
 
-/// 2xx: done; 404 or 409: refused (the participant said no, for good); anything else: transient.
+/// 2xx: done; 404 or 409: refused (the participant said no, for good); 400 or 422: invalid (the
+/// request can never be done); anything else: transient.
 async fn post(url: &str, body: String) -> Outcome {
     match chain::call(http::Method::POST, url, body).await {
         Ok(answer) => classify(&answer),
@@ -41,11 +42,14 @@ fn classify(answer: &Answer) -> Outcome {
 }
 
 /// A participant's answer (status and message) as a step's outcome: 2xx done; 404 or 409
-/// refused, for good; anything else transient.
+/// refused, for good; 400 or 422 invalid, for good (the participant will never take this
+/// request: e.g. more lines than a reservation holds, quantities that overflow); anything else
+/// transient (it may work when retried).
 pub fn classify_status(status: u16, message: String) -> Outcome {
     match status {
         200..=299 => Outcome::Done,
         404 | 409 => Outcome::Refused(message),
+        400 | 422 => Outcome::Invalid(message),
         s => Outcome::Transient(format!("HTTP {s}: {message}")),
     }
 }

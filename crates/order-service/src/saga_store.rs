@@ -3,8 +3,8 @@
 
 use crate::shared_batch::Ticket;
 use market_core::ApiError;
-use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, RECORD_RETENTION_MS, RENEW};
-use order_domain::saga::{Clock, Fence, Plan, Record};
+use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, LIST_STUCK, RECORD_RETENTION_MS, REDRIVE, RENEW};
+use order_domain::saga::{Clock, Fence, Plan, Record, State};
 use spin_kit::stores::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
@@ -51,9 +51,9 @@ fn int_reply(reply: &[RedisResult]) -> i64 {
 }
 
 /// Starts (or finds) the order's saga in one atomic step, from the order's plan copy; a saga it
-/// starts is queued for the shared batches with `ticket`, if given.
-pub async fn begin(order_id: &str, owner: &str, now_ms: u64, ticket: Option<&Ticket>) -> Result<Begun, ApiError> {
-    let tail = Record::running_tail_json(now_ms);
+/// starts (with `drive_limit`) is queued for the shared batches with `ticket`, if given.
+pub async fn begin(order_id: &str, owner: &str, now_ms: u64, drive_limit: u32, ticket: Option<&Ticket>) -> Result<Begun, ApiError> {
+    let tail = Record::running_tail_json(now_ms, drive_limit);
     let now = now_ms.to_string();
     let lease = LEASE_MS.to_string();
     let [token, mailbox, leader_ms] = ticket.map(Ticket::begin_args).unwrap_or_default();
@@ -74,12 +74,17 @@ pub async fn begin(order_id: &str, owner: &str, now_ms: u64, ticket: Option<&Tic
     }
 }
 
-/// Writes the record if `owner` still holds the lease: final, or due again at `due_ms`.
+/// Writes the record if `owner` still holds the lease: final, or due again at `due_ms` — or, if
+/// the record says it is stuck (its drive limit reached), stuck: out of the active set, kept.
 /// `Ok(false)`: the lease was lost, nothing written.
 pub async fn finish(record: &Record, owner: &str, is_final: bool, due_ms: u64, now_ms: u64) -> Result<bool, ApiError> {
     let json = record.encode();
     let (due, now, retention) = (due_ms.to_string(), now_ms.to_string(), RECORD_RETENTION_MS.to_string());
-    let flag = if is_final { "1" } else { "0" };
+    let flag = match (record.state, is_final) {
+        (State::Stuck, _) => "s",
+        (_, true) => "1",
+        (_, false) => "0",
+    };
     let id = &record.plan.saga_id;
     let reply = script_idempotent(FINISH, [id, owner, &json, flag, &due, &now, &retention]).await?;
     Ok(int_reply(&reply) == 1)
@@ -94,6 +99,51 @@ pub async fn load(saga_id: &str) -> Result<Option<Record>, ApiError> {
     })
     .await?;
     Ok(raw.and_then(|r| Record::decode_for(saga_id, &String::from_utf8_lossy(&r))))
+}
+
+/// The stuck sagas: how many there are, and the records of the `limit` stuck longest.
+pub async fn stuck(limit: usize) -> Result<(u64, Vec<Record>), ApiError> {
+    let reply = script_idempotent(LIST_STUCK, [limit.to_string().as_str()]).await?;
+    let parts = reply_texts(&reply);
+    let total = parts.first().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let records = parts[1.min(parts.len())..]
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [id, raw] => Record::decode_for(id, raw),
+            _ => None,
+        })
+        .collect();
+    Ok((total, records))
+}
+
+/// What [`take_stuck`] found.
+pub enum TakenStuck {
+    /// The saga was stuck: it is running again, with the lease held by the caller.
+    Taken(Record),
+    /// It is not stuck (its record as it is).
+    NotStuck(Record),
+    /// No such saga (or its record is gone).
+    Unknown,
+    /// Another re-drive changed it meanwhile.
+    Raced,
+}
+
+/// An operator's re-drive: if the saga is stuck, sets it running again with `budget` more drives
+/// and the lease held by `owner` ([`REDRIVE`]), and returns that record.
+pub async fn take_stuck(saga_id: &str, owner: &str, budget: u32, now_ms: u64) -> Result<TakenStuck, ApiError> {
+    let key = scripts::saga_key(saga_id);
+    let raw = redis_idempotent(|conn| {
+        let key = key.clone();
+        async move { conn.get(&key).await }
+    })
+    .await?;
+    let Some(raw) = raw.map(|r| String::from_utf8_lossy(&r).into_owned()) else { return Ok(TakenStuck::Unknown) };
+    let Some(record) = Record::decode_for(saga_id, &raw) else { return Ok(TakenStuck::Unknown) };
+    let Some(redriven) = record.redriven(budget, now_ms) else { return Ok(TakenStuck::NotStuck(record)) };
+    let (json, lease, now) = (redriven.encode(), LEASE_MS.to_string(), now_ms.to_string());
+    // Not retried blindly: a lost reply that had taken the saga would make the retry say "raced".
+    let reply = script_once(REDRIVE, [saga_id, raw.as_str(), json.as_str(), owner, lease.as_str(), now.as_str()]).await?;
+    Ok(if int_reply(&reply) == 1 { TakenStuck::Taken(redriven) } else { TakenStuck::Raced })
 }
 
 /// The attempt number of the order generation's current saga, if any.

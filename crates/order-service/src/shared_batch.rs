@@ -294,6 +294,7 @@ fn encode_outcome(outcome: &Outcome) -> Value {
     match outcome {
         Outcome::Done => json!({ "done": true }),
         Outcome::Refused(reason) => json!({ "refused": reason }),
+        Outcome::Invalid(message) => json!({ "invalid": message }),
         Outcome::Transient(error) => json!({ "transient": error }),
     }
 }
@@ -304,6 +305,8 @@ fn decode_outcome(v: &Value) -> Option<Outcome> {
     }
     Some(if let Some(reason) = v["refused"].as_str() {
         Outcome::Refused(reason.to_string())
+    } else if let Some(message) = v["invalid"].as_str() {
+        Outcome::Invalid(message.to_string())
     } else if let Some(error) = v["transient"].as_str() {
         Outcome::Transient(error.to_string())
     } else if v["done"] == json!(true) {
@@ -332,6 +335,7 @@ mod tests {
             Forward { reserve: Outcome::Done, charge: Some(Outcome::Done), mark_paid: Some(Outcome::Refused("order changed".into())) },
             Forward { reserve: Outcome::Refused("out of stock".into()), charge: None, mark_paid: None },
             Forward { reserve: Outcome::Done, charge: Some(Outcome::Transient("timeout".into())), mark_paid: None },
+            Forward { reserve: Outcome::Invalid("at most 1000 lines per reservation".into()), charge: None, mark_paid: None },
         ];
         for a in &list {
             let b = decode_answer(&encode_answer(a)).unwrap();

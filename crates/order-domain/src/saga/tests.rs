@@ -41,6 +41,8 @@ enum Fault {
     Before,
     /// Applies, then the reply is lost.
     After,
+    /// Answers that the request is invalid (HTTP 400), applying nothing.
+    Invalid,
 }
 
 #[derive(Default)]
@@ -157,6 +159,7 @@ impl Participants for World {
         match fault {
             Fault::None => self.apply(step, plan),
             Fault::Before => Outcome::Transient("injected: no answer".into()),
+            Fault::Invalid => Outcome::Invalid("injected: too many lines".into()),
             Fault::After => {
                 self.apply(step, plan);
                 Outcome::Transient("injected: reply lost".into())
@@ -315,7 +318,9 @@ fn a_lost_lease_stops_the_driver_before_its_next_step() {
 /// re-drive: always the same final state and the same balances as without a crash.
 #[test]
 fn a_crash_between_any_two_steps_is_finished_by_a_re_drive() {
-    let scenarios: [(&[(&str, i64)], &[(&str, i64)], i64, (State, i64, i64)); 4] = [
+    /// Stock, credit, the order's generation, and what must come out: state, stock, credit.
+    type Scenario = (&'static [(&'static str, i64)], &'static [(&'static str, i64)], i64, (State, i64, i64));
+    let scenarios: [Scenario; 4] = [
         (&[("a", 5)], &[("u", 10)], 0, (State::Paid, 4, 3)),
         (&[("a", 0)], &[("u", 10)], 0, (State::Failed, 0, 10)),
         (&[("a", 5)], &[("u", 1)], 0, (State::Failed, 5, 1)),
@@ -421,7 +426,7 @@ fn begin_composes_from_the_plan_copy_exactly_the_record_a_new_saga_has() {
         total: 7,
     };
     let copy = plan.copy_json();
-    let tail = Record::running_tail_json(42);
+    let tail = Record::running_tail_json(42, DEFAULT_DRIVE_LIMIT);
     // What BEGIN does in Lua: the copy without its closing brace, a comma, the tail without its
     // opening brace.
     let composed = format!("{},{}", &copy[..copy.len() - 1], &tail[1..]);
@@ -445,11 +450,12 @@ impl Participants for Scripted {
 
 #[test]
 fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
-    let kinds = [Outcome::Done, Outcome::Refused("no".into()), Outcome::Transient("lost".into())];
+    let kinds = [Outcome::Done, Outcome::Refused("no".into()), Outcome::Transient("lost".into()), Outcome::Invalid("bad".into())];
+    let k = kinds.len();
     let mut lists: Vec<Vec<Outcome>> = vec![vec![]];
     for len in 1..=3 {
-        for n in 0..3usize.pow(len) {
-            lists.push((0..len).map(|i| kinds[n / 3usize.pow(i) % 3].clone()).collect());
+        for n in 0..k.pow(len) {
+            lists.push((0..len).map(|i| kinds[n / k.pow(i) % k].clone()).collect());
         }
     }
     let p = plan("o", "u", &[("a", 1)], 1);
@@ -481,6 +487,146 @@ fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
     assert_eq!(decided(&[Outcome::Refused("out of stock".into())]), Some(State::Failed));
     assert_eq!(decided(&[Outcome::Done, Outcome::Refused("out of credit".into())]), None, "needs a release");
     assert_eq!(decided(&[Outcome::Done, Outcome::Done]), None, "mark paid not answered");
-    // Refused at reserve (whatever was listed after it: 1 + 3 + 9 lists), or done, done, done.
-    assert_eq!(settled, 1 + 3 + 9 + 1);
+    assert_eq!(decided(&[Outcome::Invalid("too many lines".into())]), None, "needs a release");
+    // Refused at reserve (whatever was listed after it: 1 + 4 + 16 lists), or done, done, done.
+    assert_eq!(settled, 1 + 4 + 16 + 1);
+}
+
+// ---- Invalid requests: a permanent failure, compensated.
+
+#[test]
+fn an_invalid_reserve_fails_the_saga_for_good_after_releasing() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    *w.faults.borrow_mut() = vec![Fault::Invalid];
+    let p = plan("o", "u", &[("a", 1)], 1);
+    let report = run(&w, &p, &patient());
+    let DriveResult::Final { state: State::Failed, reason: Some(reason) } = &report.result else { panic!("{report:?}") };
+    assert_eq!(reason, &format!("{INVALID_ORDER}injected: too many lines"));
+    let steps: Vec<_> = report.events.iter().map(|e| (e.step, e.outcome.as_str())).collect();
+    assert_eq!(steps, [(Step::ReserveStock, "invalid: injected: too many lines"), (Step::ReleaseStock, "done")]);
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 10));
+    // Compensated for good: the release left a tombstone, so a re-drive cannot reserve.
+    assert_eq!(run_to_end(&w, &p).0, State::Failed);
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 10));
+    let mut record = Record::new(p, 0);
+    record.apply(&report, 1);
+    assert!(record.failed_as_invalid(), "{record:?}");
+}
+
+#[test]
+fn an_invalid_charge_refunds_and_releases_then_fails() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    *w.faults.borrow_mut() = vec![Fault::None, Fault::Invalid];
+    let p = plan("o", "u", &[("a", 2)], 3);
+    let report = run(&w, &p, &patient());
+    assert!(matches!(&report.result, DriveResult::Final { state: State::Failed, reason: Some(r) } if r.starts_with(INVALID_ORDER)), "{report:?}");
+    let steps: Vec<_> = report.events.iter().map(|e| e.step).collect();
+    assert_eq!(steps, [Step::ReserveStock, Step::ChargePayment, Step::RefundPayment, Step::ReleaseStock]);
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 10), "the reserved stock is back");
+}
+
+#[test]
+fn a_refusal_is_not_invalid_and_an_invalid_compensation_is_retried_not_done() {
+    let w = World::with(&[("a", 0)], &[("u", 10)], &[("o", 0)]);
+    let mut refused = Record::new(plan("o", "u", &[("a", 1)], 1), 0);
+    refused.apply(&run(&w, &refused.plan.clone(), &patient()), 1);
+    assert_eq!(refused.state, State::Failed);
+    assert!(!refused.failed_as_invalid(), "out of stock is a 409, not a 400");
+
+    // Credit refused, then the release (a compensation) answers "invalid": not taken as done.
+    let w = World::with(&[("a", 5)], &[("u", 0)], &[("o", 0)]);
+    *w.faults.borrow_mut() = vec![Fault::None, Fault::None, Fault::Invalid];
+    let p = plan("o", "u", &[("a", 1)], 1);
+    let report = run(&w, &p, &no_retries());
+    assert!(matches!(report.result, DriveResult::Retry { step: Step::ReleaseStock, .. }), "{report:?}");
+    assert_eq!(stock(&w, "a"), 4, "still reserved");
+    assert_eq!(run_to_end(&w, &p), (State::Failed, Some("insufficient credit".into())));
+    assert_eq!(stock(&w, "a"), 5);
+}
+
+// ---- The drive limit: stuck, then re-driven.
+
+/// Drives the saga as the checkout and then the worker do, each drive folded into the record,
+/// until it is no longer running (or `max` drives).
+fn drive_record(world: &impl Participants, record: &mut Record, max: u32) {
+    for now in 1..=u64::from(max) {
+        let plan = record.plan.clone();
+        let report = run(world, &plan, &no_retries());
+        record.apply(&report, now);
+        if record.state != State::Running {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_saga_that_keeps_failing_is_stuck_after_its_drive_limit_and_a_redrive_finishes_it() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    // Reserve and charge go through; "mark paid" fails on every call of the first 3 drives.
+    *w.faults.borrow_mut() = vec![Fault::None, Fault::None, Fault::Before, Fault::None, Fault::None, Fault::Before, Fault::None, Fault::None, Fault::Before];
+    let p = plan("o", "u", &[("a", 1)], 2);
+    let mut record = Record::new(p, 0).with_drive_limit(3);
+    drive_record(&w, &mut record, 10);
+    assert_eq!((record.state, record.drives), (State::Stuck, 3));
+    let reason = record.reason.clone().unwrap_or_default();
+    assert!(reason.contains("3 drives") && reason.contains("mark_paid") && reason.contains("injected"), "{reason}");
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (4, 8), "held while stuck");
+    assert_eq!(record.redriven(5, 9).and_then(|r| r.redriven(5, 9)), None, "only a stuck saga is re-driven");
+
+    let again = record.redriven(5, 20).expect("stuck");
+    assert_eq!((again.state, again.reason.as_deref(), again.drive_limit, again.drives, again.updated_ms), (State::Running, None, 8, 3, 20));
+    let mut again = again;
+    drive_record(&w, &mut again, 10);
+    assert_eq!((again.state, again.drives), (State::Paid, 4));
+    assert_eq!((stock(&w, "a"), credit(&w, "u")), (4, 8), "charged once");
+}
+
+#[test]
+fn a_saga_that_finishes_on_its_last_drive_is_not_stuck() {
+    let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
+    *w.faults.borrow_mut() = vec![Fault::Before];
+    let mut record = Record::new(plan("o", "u", &[("a", 1)], 1), 0).with_drive_limit(2);
+    drive_record(&w, &mut record, 10);
+    assert_eq!((record.state, record.drives), (State::Paid, 2));
+    // A drive that was fenced out counts, but never makes a saga stuck (it wrote nothing).
+    let mut fenced = Record::new(plan("o", "u", &[("a", 1)], 1), 0).with_drive_limit(1);
+    fenced.apply(&DriveReport { result: DriveResult::Fenced, events: vec![] }, 1);
+    assert_eq!(fenced.state, State::Running);
+}
+
+#[test]
+fn the_history_keeps_its_first_and_latest_events_and_counts_the_dropped_ones() {
+    let event = |i: u64| Event { at_ms: i, by: "worker".into(), step: Step::MarkPaid, outcome: format!("error: {i}") };
+    let mut record = Record::new(plan("o", "u", &[("a", 1)], 1), 0).with_drive_limit(u32::MAX);
+    let mut next_event = 0;
+    for _ in 0..100 {
+        let events: Vec<Event> = (next_event..next_event + 5).map(event).collect();
+        next_event += 5;
+        record.apply(&DriveReport { result: DriveResult::Retry { step: Step::MarkPaid, error: "e".into() }, events }, next_event);
+        assert!(record.history.len() <= HISTORY_CAP);
+    }
+    assert_eq!(record.history.len(), HISTORY_CAP);
+    assert_eq!(record.history_dropped, 500 - HISTORY_CAP as u64);
+    let kept: Vec<u64> = record.history.iter().map(|e| e.at_ms).collect();
+    let first: Vec<u64> = (0..HISTORY_HEAD as u64).collect();
+    let last: Vec<u64> = (500 - (HISTORY_CAP - HISTORY_HEAD) as u64..500).collect();
+    assert_eq!(kept, [first, last].concat());
+    let decoded = Record::decode_for(&record.plan.saga_id, &record.encode()).expect("decodes");
+    assert_eq!(decoded, record);
+    assert!(!Record::new(plan("o", "u", &[], 0), 0).encode().contains("history_dropped"), "only when some were dropped");
+}
+
+#[test]
+fn records_written_before_drive_limits_get_the_default_and_limits_parse() {
+    let old = r#"{"order_id":"o","generation":0,"user_id":"u","items":[],"total":0,"state":"running","reason":null,"drives":7,"history":[],"created_ms":1,"updated_ms":2}"#;
+    let record = Record::decode_for("o.0.0", old).expect("decodes");
+    assert_eq!((record.drive_limit, record.history_dropped, record.drives), (DEFAULT_DRIVE_LIMIT, 0, 7));
+    assert_eq!(parse_drive_limit("3"), Ok(3));
+    assert_eq!(parse_drive_limit(" 100 "), Ok(100));
+    for bad in ["0", "-1", "", "many", "4294967296"] {
+        assert!(parse_drive_limit(bad).is_err(), "{bad:?}");
+    }
+    let stuck = serde_json::to_string(&State::Stuck).unwrap_or_default();
+    assert_eq!(stuck, "\"stuck\"");
+    assert_eq!(Step::MarkPaid.name(), serde_json::to_value(Step::MarkPaid).unwrap_or_default());
 }

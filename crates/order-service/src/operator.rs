@@ -1,0 +1,84 @@
+//! The operator's routes for sagas that got stuck (not finished after their drive limit, see
+//! `order_domain::saga::State::Stuck`): `GET /orders/sagas/stuck` lists them,
+//! `POST /orders/saga/:saga_id/redrive` hands one back to the drivers. Both exist only while the
+//! application variable `admin_routes` is `"true"`; with `"false"` they answer 404, as if absent.
+//!
+//! A re-drive gives the saga another `saga_max_drives` drives and drives it once at once, in the
+//! request, as the worker would (from its first step: steps already done answer "done"). Its
+//! answer says where that left the saga: `paid` or `failed`, `running` (a step still failed: the
+//! worker goes on with it), or `stuck` again (the operator's budget was one drive).
+
+use crate::checkout::drive_limit;
+use crate::participants::Services;
+use crate::saga_store::{self, LEASE_MS, Lease, TakenStuck, WallClock, owner_token};
+use market_core::{ApiError, parse_id};
+use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
+use serde_json::{Value, json};
+use spin_kit::{Reply, Request, respond, route};
+
+/// Most sagas one listing shows (the stuck longest first); `total` says how many there are.
+const LIST_LIMIT: usize = 100;
+
+/// The operator's drive retries a failing step as the worker does.
+fn operator_policy() -> RetryPolicy {
+    RetryPolicy { backoff_ms: vec![50, 200], renew_every_ms: LEASE_MS / 3 }
+}
+
+/// What a listing and a re-drive show of a saga.
+fn summary(record: &Record) -> Value {
+    json!({
+        "saga_id": record.plan.saga_id,
+        "order_id": record.plan.order_id,
+        "state": record.state,
+        "reason": record.reason,
+        "drives": record.drives,
+        "drive_limit": record.drive_limit,
+        "updated_ms": record.updated_ms,
+    })
+}
+
+/// `GET /orders/sagas/stuck` → `200 {"total": n, "sagas": [{"saga_id", "order_id", "state",
+/// "reason", "drives", "drive_limit", "updated_ms"}, ...]}`, the stuck longest first, at most
+/// [`LIST_LIMIT`]. The whole record of one: `GET /orders/checkout/{order_id}/status`.
+pub async fn stuck_sagas(_req: Request) -> Result<Reply, ApiError> {
+    spin_kit::admin::require_admin_routes().await?;
+    let (total, records) = saga_store::stuck(LIST_LIMIT).await?;
+    let sagas: Vec<Value> = records.iter().map(summary).collect();
+    Ok(respond::ok(&json!({ "total": total, "sagas": sagas })))
+}
+
+/// `POST /orders/saga/:saga_id/redrive` → `200` with the saga (as listed) after one drive;
+/// unknown saga → 404; a saga that is not stuck → 409, nothing changed.
+pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
+    spin_kit::admin::require_admin_routes().await?;
+    let saga_id = parse_id("saga_id", route::param(&req, "saga_id")?)?;
+    let budget = drive_limit().await?;
+    let owner = owner_token("operator");
+    let clock = WallClock;
+    let mut record = match saga_store::take_stuck(saga_id, &owner, budget, clock.now_ms()).await? {
+        TakenStuck::Taken(record) => record,
+        TakenStuck::Unknown => return Err(ApiError::NotFound(format!("saga {saga_id} not found"))),
+        TakenStuck::NotStuck(record) => {
+            let state = serde_json::to_value(record.state).unwrap_or_default();
+            return Err(ApiError::Conflict(format!("saga {saga_id} is {}, not stuck: only a stuck saga is re-driven", state.as_str().unwrap_or("?"))));
+        }
+        TakenStuck::Raced => return Err(ApiError::Conflict(format!("saga {saga_id} was re-driven by another request meanwhile"))),
+    };
+    let plan = record.plan.clone();
+    let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
+    let report = drive(&plan, &Services, &clock, &lease, &operator_policy(), "operator").await;
+    let now = clock.now_ms();
+    record.apply(&report, now);
+    match report.result {
+        DriveResult::Final { .. } => {
+            saga_store::finish(&record, &owner, true, 0, now).await?;
+        }
+        DriveResult::Retry { .. } => {
+            saga_store::finish(&record, &owner, false, now + retry_delay_ms(record.drives), now).await?;
+            saga_store::ring_doorbell().await;
+        }
+        // Another driver took the saga over (our lease ran out): it is running.
+        DriveResult::Fenced => {}
+    }
+    Ok(respond::ok(&summary(&record)))
+}
