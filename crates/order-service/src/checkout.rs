@@ -166,7 +166,7 @@ async fn wait_for(order_id: &str, saga_id: &str, started: u64) -> Result<Reply, 
             return Ok(outcome_reply(&record));
         }
         if clock.now_ms().saturating_sub(started) >= WAIT_LIMIT_MS {
-            return Err(ApiError::Unavailable(format!(
+            return Err(ApiError::InProgress(format!(
                 "checkout of order {order_id} is still in progress (saga {saga_id}); see /orders/checkout/{order_id}/status"
             )));
         }
