@@ -87,7 +87,7 @@
 //! against `fixtures/probe` and `fixtures/probe-redis` (build them first with
 //! `cargo build --release --target wasm32-wasip2 -p spin-test-host-probe -p spin-test-host-probe-redis`).
 //! Checks against the shared stores run only when `SPIN_TEST_HOST_REDIS`
-//! (e.g. `redis://127.0.0.1:6379`, no password) and `SPIN_TEST_HOST_PG` (e.g.
+//! (e.g. `redis://:password@127.0.0.1:6379`) and `SPIN_TEST_HOST_PG` (e.g.
 //! `postgres://user:pw@127.0.0.1:5432/db`) are set; otherwise they print that
 //! they were skipped and pass. The Redis trigger's failure tests start a
 //! `redis-server` of their own on a free port (skipped if it is not installed).

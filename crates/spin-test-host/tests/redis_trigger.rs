@@ -1,7 +1,7 @@
 //! Black-box tests of the Redis trigger against the `fixtures/probe-redis`
 //! component (and `fixtures/probe` for the HTTP side of mixed applications).
 //! The test against the shared Redis runs only when `SPIN_TEST_HOST_REDIS`
-//! holds a Redis URL (`redis://host:port`, no password); the others start a
+//! holds a Redis URL (`redis://[:password@]host:port`); the others start a
 //! `redis-server` of their own (and are skipped when it is not installed).
 //! The components must be built first: `cargo build --release --target
 //! wasm32-wasip2 -p spin-test-host-probe -p spin-test-host-probe-redis`.

@@ -286,3 +286,21 @@ fn an_admin_routes_value_other_than_true_or_false_is_a_clear_500() {
     assert!(body["message"].as_str().is_some_and(|m| m.contains("admin_routes")), "{body}");
     assert_eq!(sql(&format!("SELECT count(*) FROM payment.users WHERE credit = {money}")), ["0"]);
 }
+
+// ---- 7. Redis: a password, and a memory limit that never evicts saga state.
+
+#[test]
+fn redis_asks_for_a_password_and_never_evicts() {
+    use std::io::{Read, Write};
+    let host = std::env::var("SPIN_VARIABLE_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1:16379".into());
+    let mut conn = std::net::TcpStream::connect(&host).expect("Redis answers");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    conn.write_all(b"*1\r\n$4\r\nPING\r\n").expect("write");
+    let mut reply = [0u8; 64];
+    let n = conn.read(&mut reply).expect("a reply");
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("-NOAUTH"), "Redis answered a client without the password: {reply:?}");
+    assert_eq!(e2e::redis_cli(&["CONFIG", "GET", "maxmemory-policy"]), ["maxmemory-policy", "noeviction"]);
+    let limit = e2e::redis_cli(&["CONFIG", "GET", "maxmemory"]);
+    assert!(limit[1].parse::<u64>().expect("a number") > 0, "no memory limit: {limit:?}");
+}

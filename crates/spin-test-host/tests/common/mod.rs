@@ -67,16 +67,42 @@ pub fn write_manifest(text: &str) -> PathBuf {
     path
 }
 
-/// Sends one RESP command to `addr` (`host:port`) and returns the raw reply.
-pub fn redis(addr: &str, args: &[&str]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+/// One RESP command.
+fn resp(args: &[&str]) -> String {
     let mut cmd = format!("*{}\r\n", args.len());
     for a in args {
         cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
     }
-    s.write_all(cmd.as_bytes()).unwrap();
+    cmd
+}
+
+/// The password of `SPIN_TEST_HOST_REDIS` (`redis://:<password>@host:port`), if `addr` is
+/// that server and the URL has one.
+fn shared_redis_password(addr: &str) -> Option<String> {
+    let url = std::env::var("SPIN_TEST_HOST_REDIS").ok()?;
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let password = userinfo.split_once(':').map(|(_, p)| p)?;
+    (authority(&url, Some(6379)) == authority(addr, Some(6379)) && !password.is_empty())
+        .then(|| password.to_owned())
+}
+
+/// Sends one RESP command to `addr` (`host:port`) and returns the raw reply; authenticates
+/// first on the shared server when its URL has a password.
+pub fn redis(addr: &str, args: &[&str]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    if let Some(password) = shared_redis_password(addr) {
+        s.write_all(resp(&["AUTH", &password]).as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+            reply.push(byte[0]);
+        }
+        assert!(reply.starts_with(b"+OK"), "AUTH failed: {}", String::from_utf8_lossy(&reply));
+    }
+    s.write_all(resp(args).as_bytes()).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     // Read until the reply stops arriving (replies here are small).
