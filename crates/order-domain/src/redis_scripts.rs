@@ -83,6 +83,8 @@ for i = 1, #ARGV, 4 do
   local cur = redis.call('HMGET', key, 'g', 'n')
   local cg, cn = tonumber(cur[1]), tonumber(cur[2])
   if not cg or cg < g or (cg == g and cn < n) then
+    -- A new generation: nothing reads the old one's attempt counter again.
+    if cg and cg < g then redis.call('DEL', 'orders:checkout:' .. ARGV[i] .. ':' .. cur[1]) end
     redis.call('HSET', key, 'g', ARGV[i + 1], 'n', ARGV[i + 2], 'p', ARGV[i + 3])
     stored = stored + 1
   end

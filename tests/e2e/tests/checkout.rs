@@ -42,6 +42,14 @@ fn batch_init_creates_orders_of_two_random_items_and_a_random_user() {
             assert!((0..7).contains(&item) && line[1] == 1, "{order}");
         }
     }
+    // A checkout keeps an attempt counter per order generation; re-creating the order removes
+    // the old generation's (its key count stays one per order).
+    let generation = || e2e::redis_cli(&["-n", "1", "HGET", "orders:plan:0", "g"]).concat();
+    let counter = format!("orders:checkout:0:{}", generation());
+    let _ = app().post("/orders/checkout/0");
+    assert_eq!(e2e::redis_cli(&["-n", "1", "EXISTS", &counter]), ["1"], "{counter}");
+    assert_eq!(app().post("/orders/batch_init/50/7/5/3").status, 200);
+    assert_eq!(e2e::redis_cli(&["-n", "1", "EXISTS", &counter]), ["0"], "{counter} outlived its generation");
 }
 
 #[test]
