@@ -177,12 +177,10 @@ impl App {
         process_alive(self.worker_supervisor)
     }
 
-    /// Kills the app with SIGKILL (no chance to clean up), as a crash would.
+    /// Kills the process serving HTTP with SIGKILL (no chance to clean up), as a crash would,
+    /// and every process it started (Spin runs each trigger in a child process of `spin up`).
     pub fn kill(&self) {
-        let pid = *self.pid.lock().expect("pid");
-        unsafe {
-            libc::kill(pid as i32, libc::SIGKILL);
-        }
+        kill_session(*self.pid.lock().expect("pid"));
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -274,8 +272,38 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// The sessions of the processes this test process started (each its own session, led by the
+/// process it spawned), killed when the test process exits.
+static SESSIONS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// SIGKILLs every process of the session `sid`: the process spawned and all it started, which
+/// may have left its process group (Spin's trigger processes do) but not its session.
+fn kill_session(sid: u32) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // After the command's ")": state, ppid, process group, session.
+        let session = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(3)?.parse::<u32>().ok());
+        if session == Some(sid) {
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+extern "C" fn kill_all_sessions() {
+    if let Ok(sessions) = SESSIONS.lock() {
+        for sid in sessions.iter() {
+            kill_session(*sid);
+        }
+    }
+}
+
 /// Spawns the app from a thread that lives as long as the process, with the kernel told to kill
-/// the app when that thread (hence the test process) ends: no server outlives its tests.
+/// the app when that thread (hence the test process) ends, and the app's whole session killed
+/// when the test process exits: no server outlives its tests.
 fn spawn_tied_to_this_process(launch: &Launch, log: &Path) -> u32 {
     let (tx, rx) = mpsc::channel::<std::io::Result<u32>>();
     let Launch { program, args, env, dir, .. } = launch.clone();
@@ -290,7 +318,7 @@ fn spawn_tied_to_this_process(launch: &Launch, log: &Path) -> u32 {
             unsafe {
                 use std::os::unix::process::CommandExt;
                 cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    if libc::setsid() < 0 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -312,7 +340,13 @@ fn spawn_tied_to_this_process(launch: &Launch, log: &Path) -> u32 {
             }
         }
     });
-    rx.recv().expect("spawner thread").unwrap_or_else(|e| panic!("cannot start the app: {e}"))
+    let pid = rx.recv().expect("spawner thread").unwrap_or_else(|e| panic!("cannot start the app: {e}"));
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| unsafe {
+        libc::atexit(kill_all_sessions);
+    });
+    SESSIONS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    pid
 }
 
 /// Runs `infra/stores <args>` (e.g. `restart-redis`), panicking if it fails.
