@@ -53,7 +53,8 @@ fn options() -> Options {
         match arg.as_str() {
             "--url" => o.url = value(),
             "--concurrency" => {
-                o.concurrency = value().split(',').map(|c| c.parse().unwrap_or_else(|_| usage("bad --concurrency"))).collect()
+                o.concurrency =
+                    value().split(',').map(|c| c.parse().unwrap_or_else(|_| usage("bad --concurrency"))).collect()
             }
             "--seconds" => o.seconds = value().parse().unwrap_or_else(|_| usage("bad --seconds")),
             "--n" => o.n = value().parse().unwrap_or_else(|_| usage("bad --n")),
@@ -67,7 +68,9 @@ fn options() -> Options {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("wdm-bench: {problem}\nusage: wdm-bench [--url URL] [--concurrency 32,128] [--seconds 30] [--n 100000] [--skip-init] [--timeline] [checkout|find|all]");
+    eprintln!(
+        "wdm-bench: {problem}\nusage: wdm-bench [--url URL] [--concurrency 32,128] [--seconds 30] [--n 100000] [--skip-init] [--timeline] [checkout|find|all]"
+    );
     std::process::exit(2)
 }
 
@@ -172,7 +175,8 @@ fn run(o: &Options, workload: &str, concurrency: usize, seconds: u64) -> (Vec<Sa
         let started = Instant::now();
         // A different sequence of orders in every run: a run must not repeat the orders its
         // warm-up (or an earlier run) already checked out, which are answered without any work.
-        let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let salt =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let clients: Vec<_> = (0..concurrency)
             .map(|t| {
                 let (stop, method, url, n) = (stop.clone(), method.clone(), o.url.clone(), o.n);
@@ -187,7 +191,9 @@ fn run(o: &Options, workload: &str, concurrency: usize, seconds: u64) -> (Vec<Sa
                         let micros = t0.elapsed().as_micros() as u64;
                         let done_ms = started.elapsed().as_millis() as u64;
                         out.push(match result {
-                            Ok(status) => Sample { done_ms, micros, ok: (200..300).contains(&status), failed: status >= 500 },
+                            Ok(status) => {
+                                Sample { done_ms, micros, ok: (200..300).contains(&status), failed: status >= 500 }
+                            }
                             Err(_) => Sample { done_ms, micros, ok: false, failed: true },
                         });
                         if result.is_err() {
@@ -216,7 +222,11 @@ fn measure(o: &Options, workload: &str, concurrency: usize) {
     let (samples, elapsed) = run(o, workload, concurrency, o.seconds);
     let mut micros: Vec<u64> = samples.iter().map(|s| s.micros).collect();
     micros.sort_unstable();
-    let pct = |p: f64| micros.get(((micros.len() as f64 * p) as usize).min(micros.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        micros.get(((micros.len() as f64 * p) as usize).min(micros.len().saturating_sub(1))).copied().unwrap_or(0)
+            as f64
+            / 1000.0
+    };
     let ok = samples.iter().filter(|s| s.ok).count();
     let failed = samples.iter().filter(|s| s.failed).count();
     println!(

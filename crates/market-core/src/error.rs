@@ -157,9 +157,15 @@ mod tests {
             (ApiError::Internal(format!("Postgres failed: {detail}")), INTERNAL_MESSAGE),
         ] {
             let body = err.body_for("r-1");
-            assert!(!body.contains("Postgres") && !body.contains("connection") && !body.contains("127.0.0.1"), "{body}");
+            assert!(
+                !body.contains("Postgres") && !body.contains("connection") && !body.contains("127.0.0.1"),
+                "{body}"
+            );
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            assert_eq!((v["error"].as_str(), v["message"].as_str(), v["request_id"].as_str()), (Some(err.code()), Some(message), Some("r-1")));
+            assert_eq!(
+                (v["error"].as_str(), v["message"].as_str(), v["request_id"].as_str()),
+                (Some(err.code()), Some(message), Some("r-1"))
+            );
             assert!(err.is_server_error());
             assert!(err.to_string().contains(detail), "the log line keeps the details: {err}");
         }

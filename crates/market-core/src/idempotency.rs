@@ -135,7 +135,11 @@ mod tests {
         assert_ne!(fingerprint("POST", "/payment/pay/a/1", b"{}"), fp, "the body is");
         assert_ne!(fingerprint("POST", "/payment/pay/a/2", b""), fp);
         assert_ne!(fingerprint("PUT", "/payment/pay/a/1", b""), fp);
-        assert_ne!(fingerprint("POST", "/a", b"b"), fingerprint("POST", "/ab", b""), "parts cannot slide into each other");
+        assert_ne!(
+            fingerprint("POST", "/a", b"b"),
+            fingerprint("POST", "/ab", b""),
+            "parts cannot slide into each other"
+        );
         assert_eq!(fingerprint("POST", &"/x".repeat(30_000), &[7; 100_000]).len(), 64);
     }
 

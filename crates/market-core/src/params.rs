@@ -20,14 +20,10 @@ fn quoted(raw: &str) -> String {
 /// Parses a quantity, amount, price or credit: a non-negative integer that fits in `i64`.
 pub fn parse_non_negative(name: &str, raw: &str) -> Result<i64, ApiError> {
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::BadRequest(format!(
-            "{name} must be a non-negative integer, got {}",
-            quoted(raw)
-        )));
+        return Err(ApiError::BadRequest(format!("{name} must be a non-negative integer, got {}", quoted(raw))));
     }
-    raw.parse::<i64>().map_err(|_| {
-        ApiError::BadRequest(format!("{name} is too large (at most {}), got {}", i64::MAX, quoted(raw)))
-    })
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::BadRequest(format!("{name} is too large (at most {}), got {}", i64::MAX, quoted(raw))))
 }
 
 /// Parses a count bounded by `max` (e.g. how many entities a batch creates).

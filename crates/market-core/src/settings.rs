@@ -9,9 +9,9 @@ pub fn parse_switch(name: &str, raw: &str) -> Result<bool, ApiError> {
     match raw {
         "true" => Ok(true),
         "false" => Ok(false),
-        other => Err(ApiError::Misconfigured(format!(
-            "the variable {name} must be \"true\" or \"false\", not {other:?}"
-        ))),
+        other => {
+            Err(ApiError::Misconfigured(format!("the variable {name} must be \"true\" or \"false\", not {other:?}")))
+        }
     }
 }
 

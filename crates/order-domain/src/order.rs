@@ -119,7 +119,13 @@ mod tests {
 
     #[test]
     fn lines_serialize_as_pairs() {
-        let order = Order { order_id: "o".into(), paid: false, items: vec![Line("i".into(), 2)], user_id: "u".into(), total_cost: 4 };
+        let order = Order {
+            order_id: "o".into(),
+            paid: false,
+            items: vec![Line("i".into(), 2)],
+            user_id: "u".into(),
+            total_cost: 4,
+        };
         let v = serde_json::to_value(&order).unwrap();
         assert_eq!(v["items"], serde_json::json!([["i", 2]]));
     }

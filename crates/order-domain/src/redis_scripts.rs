@@ -149,10 +149,8 @@ end
 /// (returns 1; else 0 and nothing changes); a final saga leaves the active set for the final one
 /// (and deletes up to two records that ended longer than the retention ago), a stuck one leaves
 /// it for `orders:sagas:stuck` (kept, not driven), a retried one is due again at `due`.
-pub const FINISH: &str = concat!(
-    finish_function!(),
-    "return finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])"
-);
+pub const FINISH: &str =
+    concat!(finish_function!(), "return finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])");
 
 /// ARGV: saga id, owner token, lease ms, now ms. Extends the lease if still owned (1), else 0.
 pub const RENEW: &str = r#"

@@ -242,7 +242,15 @@ impl Record {
             created_ms: u64,
             updated_ms: u64,
         }
-        let tail = Tail { state: State::Running, reason: None, drives: 0, drive_limit, history: [], created_ms: now_ms, updated_ms: now_ms };
+        let tail = Tail {
+            state: State::Running,
+            reason: None,
+            drives: 0,
+            drive_limit,
+            history: [],
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        };
         serde_json::to_string(&tail).unwrap_or_default()
     }
 
@@ -352,7 +360,9 @@ pub fn next(step: Step, outcome: &Outcome, reason: Option<String>) -> Next {
         (ChargePayment | MarkPaid, Outcome::Invalid(m)) => Next::Do { step: RefundPayment, reason: invalid(m) },
         // A compensation must happen: one called invalid is not done. It is retried, and the
         // drive limit leaves the saga stuck for an operator.
-        (RefundPayment | ReleaseStock, Outcome::Invalid(m)) => Next::Retry { step, error: format!("invalid request: {m}") },
+        (RefundPayment | ReleaseStock, Outcome::Invalid(m)) => {
+            Next::Retry { step, error: format!("invalid request: {m}") }
+        }
         (ReserveStock, Outcome::Done) => Next::Do { step: ChargePayment, reason: None },
         // An all-or-nothing reservation that was refused left nothing to undo.
         (ReserveStock, Outcome::Refused(r)) => Next::Finish { state: State::Failed, reason: why(r) },
@@ -394,9 +404,15 @@ pub struct RetryPolicy {
 /// How a drive ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriveResult {
-    Final { state: State, reason: Option<String> },
+    Final {
+        state: State,
+        reason: Option<String>,
+    },
     /// A step kept failing transiently: drive again later.
-    Retry { step: Step, error: String },
+    Retry {
+        step: Step,
+        error: String,
+    },
     /// The lease was lost: another driver owns the saga; this one wrote nothing.
     Fenced,
 }

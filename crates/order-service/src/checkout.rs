@@ -15,14 +15,16 @@
 //! limit, the application variable `saga_max_drives`) is answered 503 at once: it waits for an
 //! operator ([`crate::operator`]).
 
-use crate::orders::load;
 use crate::forward_batch::{self, Prefetched};
+use crate::orders::load;
 use crate::participants::Services;
 use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
 use crate::shared_batch::Ticket;
 use market_core::{ApiError, parse_id};
-use order_domain::saga::{Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, parse_drive_limit, retry_delay_ms};
+use order_domain::saga::{
+    Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, parse_drive_limit, retry_delay_ms,
+};
 use spin_kit::{Reply, Request, respond, route};
 
 /// Longest a checkout request waits for its saga's outcome.
@@ -44,22 +46,23 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let mut refreshed = false;
     loop {
         let ticket = (mode == Mode::Shared).then(Ticket::new);
-        let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, ticket.as_ref()).await? {
-            Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
-            Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
-            Begun::Drive { plan, leading } => (plan, leading),
-            Begun::NoCopy if refreshed => {
-                return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
-            }
-            Begun::NoCopy => {
-                // Unknown order (404), or its copy was never written.
-                if let Some(paid) = refresh_copy(order_id).await? {
-                    return Ok(paid);
+        let (plan, leading) =
+            match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, ticket.as_ref()).await? {
+                Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
+                Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
+                Begun::Drive { plan, leading } => (plan, leading),
+                Begun::NoCopy if refreshed => {
+                    return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
                 }
-                refreshed = true;
-                continue;
-            }
-        };
+                Begun::NoCopy => {
+                    // Unknown order (404), or its copy was never written.
+                    if let Some(paid) = refresh_copy(order_id).await? {
+                        return Ok(paid);
+                    }
+                    refreshed = true;
+                    continue;
+                }
+            };
         let now = clock.now_ms();
         let mut record = Record::new(plan.clone(), now).with_drive_limit(drive_limit);
         if mode == Mode::Worker {
@@ -186,7 +189,9 @@ fn outcome_reply(record: &Record) -> Reply {
     let saga_id = &record.plan.saga_id;
     match record.state {
         State::Paid => paid_reply(&record.plan.order_id, Some(saga_id)),
-        State::Failed if record.failed_as_invalid() => respond::error(&ApiError::BadRequest(format!("checkout refused: {reason}"))),
+        State::Failed if record.failed_as_invalid() => {
+            respond::error(&ApiError::BadRequest(format!("checkout refused: {reason}")))
+        }
         State::Stuck => respond::error(&ApiError::InProgress(format!(
             "checkout of order {} is stuck (saga {saga_id}, {} drives: {reason}); it waits for an operator: POST /orders/saga/{saga_id}/redrive",
             record.plan.order_id, record.drives

@@ -82,7 +82,12 @@ pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
                 serde_json::json!({ "saga_id": p.saga_id, "user_id": p.user_id, "amount": p.total })
             })
             .collect();
-        let answers = send("http://payment-charge-many.spin.internal/payment/charge_many", serde_json::json!({ "charges": list }), reserved.len()).await;
+        let answers = send(
+            "http://payment-charge-many.spin.internal/payment/charge_many",
+            serde_json::json!({ "charges": list }),
+            reserved.len(),
+        )
+        .await;
         for (&i, answer) in reserved.iter().zip(answers) {
             charges[i] = Some(answer);
         }
@@ -195,7 +200,15 @@ mod tests {
 
     fn plan(i: usize, lines: usize) -> Plan {
         let items = (0..lines).map(|k| Line(format!("{k:036}"), 1)).collect();
-        Plan { saga_id: format!("o{i}.0.0"), order_id: format!("o{i}"), generation: 0, attempt: 0, user_id: "u".into(), items, total: 1 }
+        Plan {
+            saga_id: format!("o{i}.0.0"),
+            order_id: format!("o{i}"),
+            generation: 0,
+            attempt: 0,
+            user_id: "u".into(),
+            items,
+            total: 1,
+        }
     }
 
     #[test]
@@ -209,7 +222,8 @@ mod tests {
             let body = serde_json::json!({ "sagas": group }).to_string();
             assert!(body.len() <= MAX_RESERVE_BODY_BYTES + 20, "{}", body.len());
         }
-        let ids: Vec<String> = groups.iter().flatten().map(|e| e["saga_id"].as_str().unwrap_or_default().to_string()).collect();
+        let ids: Vec<String> =
+            groups.iter().flatten().map(|e| e["saga_id"].as_str().unwrap_or_default().to_string()).collect();
         assert_eq!(ids, large.iter().map(|p| p.saga_id.clone()).collect::<Vec<_>>());
         assert_eq!(by_body_size(&[plan(0, 20_000), plan(1, 1)]).len(), 2, "a huge saga goes alone");
     }

@@ -60,9 +60,14 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
         TakenStuck::Unknown => return Err(ApiError::NotFound(format!("saga {saga_id} not found"))),
         TakenStuck::NotStuck(record) => {
             let state = serde_json::to_value(record.state).unwrap_or_default();
-            return Err(ApiError::Conflict(format!("saga {saga_id} is {}, not stuck: only a stuck saga is re-driven", state.as_str().unwrap_or("?"))));
+            return Err(ApiError::Conflict(format!(
+                "saga {saga_id} is {}, not stuck: only a stuck saga is re-driven",
+                state.as_str().unwrap_or("?")
+            )));
         }
-        TakenStuck::Raced => return Err(ApiError::Conflict(format!("saga {saga_id} was re-driven by another request meanwhile"))),
+        TakenStuck::Raced => {
+            return Err(ApiError::Conflict(format!("saga {saga_id} was re-driven by another request meanwhile")));
+        }
     };
     let plan = record.plan.clone();
     let lease = Lease { saga_id: &plan.saga_id, owner: &owner };

@@ -1,10 +1,10 @@
 //! Creating, reading and filling orders.
 
+use crate::plan_copy;
 use market_core::{ApiError, parse_id};
 use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
-use crate::plan_copy;
 use spin_kit::stores::{pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
@@ -27,7 +27,13 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
     }
     let order_id = query_text(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())], "order_id").await?;
     let created = StoredOrder {
-        order: Order { order_id: order_id.clone(), paid: false, items: Vec::new(), user_id: user_id.into(), total_cost: 0 },
+        order: Order {
+            order_id: order_id.clone(),
+            paid: false,
+            items: Vec::new(),
+            user_id: user_id.into(),
+            total_cost: 0,
+        },
         generation: 0,
     };
     plan_copy::put_after_commit(std::slice::from_ref(&created)).await;
@@ -78,7 +84,9 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
             if let Some(Ok(changed)) = rows.first().map(decode) {
                 plan_copy::put_after_commit(&[changed]).await;
             }
-            Ok(respond::ok(&serde_json::json!({ "order_id": add.order_id, "item_id": add.item_id, "quantity": add.quantity })))
+            Ok(respond::ok(
+                &serde_json::json!({ "order_id": add.order_id, "item_id": add.item_id, "quantity": add.quantity }),
+            ))
         }
     }
 }

@@ -18,12 +18,19 @@ impl Participants for Services {
                 post(&format!("http://stock-reserve.spin.internal/stock/reserve/{saga}"), body).await
             }
             Step::ChargePayment => {
-                let url = format!("http://payment-charge.spin.internal/payment/charge/{saga}/{}/{}", plan.user_id, plan.total);
+                let url = format!(
+                    "http://payment-charge.spin.internal/payment/charge/{saga}/{}/{}",
+                    plan.user_id, plan.total
+                );
                 post(&url, String::new()).await
             }
             Step::MarkPaid => mark_paid(plan).await,
-            Step::RefundPayment => post(&format!("http://payment-refund.spin.internal/payment/refund/{saga}"), String::new()).await,
-            Step::ReleaseStock => post(&format!("http://stock-release.spin.internal/stock/release/{saga}"), String::new()).await,
+            Step::RefundPayment => {
+                post(&format!("http://payment-refund.spin.internal/payment/refund/{saga}"), String::new()).await
+            }
+            Step::ReleaseStock => {
+                post(&format!("http://stock-release.spin.internal/stock/release/{saga}"), String::new()).await
+            }
         }
     }
 }

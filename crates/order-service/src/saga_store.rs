@@ -3,7 +3,9 @@
 
 use crate::shared_batch::Ticket;
 use market_core::ApiError;
-use order_domain::redis_scripts::{self as scripts, BEGIN, CLAIM, FINISH, LIST_STUCK, RECORD_RETENTION_MS, REDRIVE, RENEW};
+use order_domain::redis_scripts::{
+    self as scripts, BEGIN, CLAIM, FINISH, LIST_STUCK, RECORD_RETENTION_MS, REDRIVE, RENEW,
+};
 use order_domain::saga::{Clock, Fence, Plan, Record, State};
 use spin_kit::stores::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
@@ -52,7 +54,13 @@ fn int_reply(reply: &[RedisResult]) -> i64 {
 
 /// Starts (or finds) the order's saga in one atomic step, from the order's plan copy; a saga it
 /// starts (with `drive_limit`) is queued for the shared batches with `ticket`, if given.
-pub async fn begin(order_id: &str, owner: &str, now_ms: u64, drive_limit: u32, ticket: Option<&Ticket>) -> Result<Begun, ApiError> {
+pub async fn begin(
+    order_id: &str,
+    owner: &str,
+    now_ms: u64,
+    drive_limit: u32,
+    ticket: Option<&Ticket>,
+) -> Result<Begun, ApiError> {
     let tail = Record::running_tail_json(now_ms, drive_limit);
     let now = now_ms.to_string();
     let lease = LEASE_MS.to_string();
@@ -142,7 +150,8 @@ pub async fn take_stuck(saga_id: &str, owner: &str, budget: u32, now_ms: u64) ->
     let Some(redriven) = record.redriven(budget, now_ms) else { return Ok(TakenStuck::NotStuck(record)) };
     let (json, lease, now) = (redriven.encode(), LEASE_MS.to_string(), now_ms.to_string());
     // Not retried blindly: a lost reply that had taken the saga would make the retry say "raced".
-    let reply = script_once(REDRIVE, [saga_id, raw.as_str(), json.as_str(), owner, lease.as_str(), now.as_str()]).await?;
+    let reply =
+        script_once(REDRIVE, [saga_id, raw.as_str(), json.as_str(), owner, lease.as_str(), now.as_str()]).await?;
     Ok(if int_reply(&reply) == 1 { TakenStuck::Taken(redriven) } else { TakenStuck::Raced })
 }
 

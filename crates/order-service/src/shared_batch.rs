@@ -143,7 +143,9 @@ impl Mailbox {
                     conn = dedicated_redis_connection().await.ok();
                 }
                 let popped = match &conn {
-                    Some(c) => c.execute("BLMPOP", args([LISTEN_SECONDS, "1", key.as_str(), "LEFT", "COUNT", "256"])).await,
+                    Some(c) => {
+                        c.execute("BLMPOP", args([LISTEN_SECONDS, "1", key.as_str(), "LEFT", "COUNT", "256"])).await
+                    }
                     None => Ok(Vec::new()),
                 };
                 match popped {
@@ -286,7 +288,10 @@ async fn answer(queued: Vec<Queued>, own: Option<&str>) -> Option<Forward> {
 }
 
 /// Runs a script; `None` if Redis failed (the caller falls back, nothing is retried blindly).
-async fn call<'a>(script: &'a str, argv: impl IntoIterator<Item = &'a str>) -> Option<Vec<spin_sdk::redis::RedisResult>> {
+async fn call<'a>(
+    script: &'a str,
+    argv: impl IntoIterator<Item = &'a str>,
+) -> Option<Vec<spin_sdk::redis::RedisResult>> {
     script_once(script, argv).await.ok()
 }
 
@@ -317,7 +322,8 @@ fn decode_outcome(v: &Value) -> Option<Outcome> {
 }
 
 fn encode_answer(f: &Forward) -> String {
-    json!([encode_outcome(&f.reserve), f.charge.as_ref().map(encode_outcome), f.mark_paid.as_ref().map(encode_outcome)]).to_string()
+    json!([encode_outcome(&f.reserve), f.charge.as_ref().map(encode_outcome), f.mark_paid.as_ref().map(encode_outcome)])
+        .to_string()
 }
 
 fn decode_answer(json: &str) -> Option<Forward> {
@@ -332,10 +338,18 @@ mod tests {
     #[test]
     fn answers_survive_the_round_trip() {
         let list = [
-            Forward { reserve: Outcome::Done, charge: Some(Outcome::Done), mark_paid: Some(Outcome::Refused("order changed".into())) },
+            Forward {
+                reserve: Outcome::Done,
+                charge: Some(Outcome::Done),
+                mark_paid: Some(Outcome::Refused("order changed".into())),
+            },
             Forward { reserve: Outcome::Refused("out of stock".into()), charge: None, mark_paid: None },
             Forward { reserve: Outcome::Done, charge: Some(Outcome::Transient("timeout".into())), mark_paid: None },
-            Forward { reserve: Outcome::Invalid("at most 1000 lines per reservation".into()), charge: None, mark_paid: None },
+            Forward {
+                reserve: Outcome::Invalid("at most 1000 lines per reservation".into()),
+                charge: None,
+                mark_paid: None,
+            },
         ];
         for a in &list {
             let b = decode_answer(&encode_answer(a)).unwrap();
@@ -349,7 +363,10 @@ mod tests {
         let plan = r#"{"order_id":"o-1","generation":2,"user_id":"u","items":[["a",1]],"total":3}"#;
         let entry = ["fwd-1", "box-2", "checkout-3", "1700", "o-1.2.0", plan].join("\n");
         let q = Queued::decode(&entry).expect("an entry");
-        assert_eq!((q.token.as_str(), q.mailbox.as_str(), q.owner.as_str(), q.created_ms), ("fwd-1", "box-2", "checkout-3", 1700));
+        assert_eq!(
+            (q.token.as_str(), q.mailbox.as_str(), q.owner.as_str(), q.created_ms),
+            ("fwd-1", "box-2", "checkout-3", 1700)
+        );
         assert_eq!((q.plan.saga_id.as_str(), q.plan.attempt, q.plan.total), ("o-1.2.0", 0, 3));
         assert!(Queued::decode("fwd-1\nbox-2").is_none());
     }

@@ -123,7 +123,9 @@ async fn drive_one(mut record: Record, owner: &str) {
     record.apply(&report, now);
     let written = match report.result {
         DriveResult::Final { .. } => saga_store::finish(&record, owner, true, 0, now).await,
-        DriveResult::Retry { .. } => saga_store::finish(&record, owner, false, now + retry_delay_ms(record.drives), now).await,
+        DriveResult::Retry { .. } => {
+            saga_store::finish(&record, owner, false, now + retry_delay_ms(record.drives), now).await
+        }
         DriveResult::Fenced => Ok(false),
     };
     if let Err(e) = written {

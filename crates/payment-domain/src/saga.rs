@@ -68,7 +68,9 @@ impl ChargeManyRequest {
         }
         let charge = |entry: serde_json::Value| -> Result<SagaCharge, ApiError> {
             let c: SagaCharge = serde_json::from_value(entry).map_err(|e| {
-                ApiError::BadRequest(format!("a charge must be {{\"saga_id\": id, \"user_id\": id, \"amount\": n}}: {e}"))
+                ApiError::BadRequest(format!(
+                    "a charge must be {{\"saga_id\": id, \"user_id\": id, \"amount\": n}}: {e}"
+                ))
             })?;
             ChargeStep::parse(&c.saga_id, &c.user_id, &c.amount.to_string())?;
             Ok(c)
@@ -168,10 +170,9 @@ impl ChargeOutcome {
     pub fn into_result(self, step: &ChargeStep<'_>) -> Result<(), PaymentError> {
         match self {
             ChargeOutcome::Charged => Ok(()),
-            ChargeOutcome::Refused => Err(PaymentError::InsufficientCredit {
-                user_id: step.user_id.to_string(),
-                amount: step.amount,
-            }),
+            ChargeOutcome::Refused => {
+                Err(PaymentError::InsufficientCredit { user_id: step.user_id.to_string(), amount: step.amount })
+            }
             ChargeOutcome::UnknownUser => Err(PaymentError::UnknownUser { user_id: step.user_id.to_string() }),
             ChargeOutcome::AlreadyRefunded => {
                 Err(PaymentError::SagaAlreadyRefunded { saga_id: step.saga_id.to_string() })
@@ -206,7 +207,9 @@ impl RefundOutcome {
     /// the caller gets (409, for good: the saga reads it as the compensation's answer).
     pub fn into_result(self, step: &RefundStep<'_>) -> Result<Self, PaymentError> {
         match self {
-            RefundOutcome::WouldOverflow => Err(PaymentError::RefundWouldOverflow { saga_id: step.saga_id.to_string() }),
+            RefundOutcome::WouldOverflow => {
+                Err(PaymentError::RefundWouldOverflow { saga_id: step.saga_id.to_string() })
+            }
             done => Ok(done),
         }
     }
@@ -227,12 +230,28 @@ mod tests {
 
     #[test]
     fn steps_check_their_parameters() {
-        assert_eq!(ChargeStep::parse("o-1.0.1", "u-7", "25"), Ok(ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 }));
-        for (saga, user, amount) in [("", "u", "3"), ("s", "", "3"), ("s", "u", "-3"), ("s", "u", "abc"), ("s", "u", "99999999999999999999"), ("a b", "u", "1")] {
-            assert_eq!(ChargeStep::parse(saga, user, amount).unwrap_err().status(), 400, "{saga:?} {user:?} {amount:?}");
+        assert_eq!(
+            ChargeStep::parse("o-1.0.1", "u-7", "25"),
+            Ok(ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 })
+        );
+        for (saga, user, amount) in [
+            ("", "u", "3"),
+            ("s", "", "3"),
+            ("s", "u", "-3"),
+            ("s", "u", "abc"),
+            ("s", "u", "99999999999999999999"),
+            ("a b", "u", "1"),
+        ] {
+            assert_eq!(
+                ChargeStep::parse(saga, user, amount).unwrap_err().status(),
+                400,
+                "{saga:?} {user:?} {amount:?}"
+            );
         }
         assert_eq!(RefundStep::parse("o-1.0.1"), Ok(RefundStep { saga_id: "o-1.0.1" }));
-        let batch = ChargeManyRequest::parse(br#"{"charges": [{"saga_id": "o-1.0.1", "user_id": "u-7", "amount": 25}]}"#).unwrap();
+        let batch =
+            ChargeManyRequest::parse(br#"{"charges": [{"saga_id": "o-1.0.1", "user_id": "u-7", "amount": 25}]}"#)
+                .unwrap();
         assert_eq!(batch.valid(), [ChargeStep { saga_id: "o-1.0.1", user_id: "u-7", amount: 25 }]);
         for bad in [&b"{}"[..], b"[]", br#"{"charges": {}}"#] {
             assert_eq!(ChargeManyRequest::parse(bad).unwrap_err().status(), 400, "{}", String::from_utf8_lossy(bad));
@@ -264,9 +283,8 @@ mod tests {
     #[test]
     fn charge_outcomes_map_to_done_or_refusals() {
         let step = ChargeStep { saga_id: "s", user_id: "u", amount: 5 };
-        let status = |raw: &str| {
-            ChargeOutcome::parse(raw).unwrap().into_result(&step).map_err(|e| ApiError::from(e).status())
-        };
+        let status =
+            |raw: &str| ChargeOutcome::parse(raw).unwrap().into_result(&step).map_err(|e| ApiError::from(e).status());
         assert_eq!(status("charged"), Ok(()));
         assert_eq!(status("refused"), Err(409));
         assert_eq!(status("unknown_user"), Err(404));

@@ -6,10 +6,12 @@
 
 use market_core::{ApiError, parse_id};
 use payment_domain::{
-    ChargeManyRequest,
-    BatchInit, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep, User, sql,
+    BatchInit, ChargeManyRequest, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep,
+    User, sql,
 };
-use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write};
+use spin_kit::stores::{
+    create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write,
+};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 

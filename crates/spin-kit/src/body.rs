@@ -29,11 +29,10 @@ pub async fn buffer(req: Request) -> Result<Request, ApiError> {
     check_declared_length(&req)?;
     let (mut parts, mut body) = req.into_parts();
     // The body stays with the request, but emptied: its content moves to the extension.
-    let message = body
-        .take_unstarted()
-        .ok_or_else(|| ApiError::Internal("the request body was already being read".into()))?;
-    let incoming = IncomingBody::new(message)
-        .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e:?}")))?;
+    let message =
+        body.take_unstarted().ok_or_else(|| ApiError::Internal("the request body was already being read".into()))?;
+    let incoming =
+        IncomingBody::new(message).map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e:?}")))?;
     parts.extensions.insert(Buffered(read(incoming).await?));
     Ok(Request::from_parts(parts, body))
 }

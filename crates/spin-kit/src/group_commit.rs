@@ -51,7 +51,10 @@ impl<T, R> Slot<T, R> {
 impl<T, R> GroupCommit<T, R> {
     /// Batches of at most `max_batch` items (at least one).
     pub fn new(max_batch: usize) -> Self {
-        GroupCommit { max_batch: max_batch.max(1), state: RefCell::new(State { queue: VecDeque::new(), leading: false }) }
+        GroupCommit {
+            max_batch: max_batch.max(1),
+            state: RefCell::new(State { queue: VecDeque::new(), leading: false }),
+        }
     }
 
     /// `item`'s result. The leader calls `run` with its batch's items in order; it returns one

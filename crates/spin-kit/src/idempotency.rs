@@ -71,10 +71,9 @@ async fn claim(key: &str, fingerprint: &str) -> Result<Decision, ApiError> {
     let pending = Record::Pending { fingerprint: fingerprint.to_string() }.encode();
     let ttl = PENDING_TTL_SECONDS.to_string();
     // Not retried: a retry after a lost reply would find our own claim and refuse us.
-    let reply = redis_once(|conn| async move {
-        conn.execute("EVAL", args([CLAIM_SCRIPT, "1", key, &pending, &ttl])).await
-    })
-    .await?;
+    let reply =
+        redis_once(|conn| async move { conn.execute("EVAL", args([CLAIM_SCRIPT, "1", key, &pending, &ttl])).await })
+            .await?;
     let prior = reply_text(&reply).unwrap_or_default();
     if prior.is_empty() {
         return Ok(Decision::Execute);

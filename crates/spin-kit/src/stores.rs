@@ -78,8 +78,8 @@ impl Drop for RequestGuard {
             // request came (and perhaps went) meanwhile.
             spin_sdk::wit_bindgen::spawn(async move {
                 spin_sdk::time::sleep(PG_IDLE_GRACE).await;
-                let still_idle = REQUESTS_IN_FLIGHT.with(|n| n.get()) == 0
-                    && IDLE_PERIODS.with(|p| p.get()) == idle_since;
+                let still_idle =
+                    REQUESTS_IN_FLIGHT.with(|n| n.get()) == 0 && IDLE_PERIODS.with(|p| p.get()) == idle_since;
                 if still_idle {
                     let idle = PG.with(|c| c.borrow_mut().take());
                     drop(idle);
@@ -167,7 +167,10 @@ where
 
 /// Runs a Lua script (`EVAL script 0 argv...`) that is idempotent, like [`redis_idempotent`]:
 /// retried once on a fresh connection.
-pub async fn script_idempotent<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Result<Vec<RedisResult>, ApiError> {
+pub async fn script_idempotent<S: AsRef<str>>(
+    script: &str,
+    argv: impl IntoIterator<Item = S>,
+) -> Result<Vec<RedisResult>, ApiError> {
     let call = script_args(script, argv);
     redis_idempotent(|conn| {
         let call = call.clone();
@@ -178,7 +181,10 @@ pub async fn script_idempotent<S: AsRef<str>>(script: &str, argv: impl IntoItera
 
 /// Runs a Lua script (`EVAL script 0 argv...`) that must not be repeated blindly, like
 /// [`redis_once`].
-pub async fn script_once<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Result<Vec<RedisResult>, ApiError> {
+pub async fn script_once<S: AsRef<str>>(
+    script: &str,
+    argv: impl IntoIterator<Item = S>,
+) -> Result<Vec<RedisResult>, ApiError> {
     let call = script_args(script, argv);
     redis_once(|conn| async move { conn.execute("EVAL", call).await }).await
 }
@@ -271,7 +277,9 @@ pub fn sqlstate(e: &pg::Error) -> Option<&str> {
 /// Maps a Postgres failure with no meaning for the caller: an unreachable server is 503, the rest 500.
 pub fn pg_failure(e: pg::Error) -> ApiError {
     match &e {
-        pg::Error::PgError(pg::PgError::ConnectionFailed(_)) => ApiError::Unavailable(format!("Postgres unavailable: {e}")),
+        pg::Error::PgError(pg::PgError::ConnectionFailed(_)) => {
+            ApiError::Unavailable(format!("Postgres unavailable: {e}"))
+        }
         // 08xxx connection exceptions, 57P0x shutdown/cannot-connect-now: the server is going away.
         _ if sqlstate(&e).is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
             ApiError::Unavailable(format!("Postgres unavailable: {e}"))
@@ -330,9 +338,7 @@ pub async fn query_texts(
     column: &str,
 ) -> Result<Vec<String>, ApiError> {
     let rows = query(statement, params).await?;
-    rows.iter()
-        .map(|r| r.get(column).ok_or_else(|| ApiError::Internal(format!("a row has no {column}"))))
-        .collect()
+    rows.iter().map(|r| r.get(column).ok_or_else(|| ApiError::Internal(format!("a row has no {column}")))).collect()
 }
 
 /// Runs a statement that returns one row with a text column `column` (e.g. an `INSERT …

@@ -39,8 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use wasmtime::component::{GuestTaskId, InstancePre};
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
@@ -93,8 +92,7 @@ pub struct AppInfo {
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
 /// The client address Spin reports for chained requests.
-const CHAINED_CLIENT_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+const CHAINED_CLIENT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 impl HttpApp {
     /// Builds the app; `components` must hold every component named by an
@@ -122,21 +120,11 @@ impl HttpApp {
                 .into_iter()
                 .map(|(ctx, pre)| {
                     let id = ctx.id.clone();
-                    let state = ComponentHandler {
-                        engine: engine.clone(),
-                        pre,
-                        ctx,
-                        app: app.clone(),
-                        reuse,
-                    };
+                    let state = ComponentHandler { engine: engine.clone(), pre, ctx, app: app.clone(), reuse };
                     (id, ProxyHandler::new(state))
                 })
                 .collect();
-            HttpApp {
-                router,
-                handlers,
-                info,
-            }
+            HttpApp { router, handlers, info }
         }))
     }
 
@@ -155,10 +143,7 @@ impl HttpApp {
                     async move { app.handle_inbound(req, client_addr).await }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                     tracing::debug!("error serving HTTP connection: {e}");
                 }
             });
@@ -212,11 +197,7 @@ impl HttpApp {
                 }
             }
         };
-        tracing::debug!(
-            "{method} {path} -> {} in {:?}",
-            response.status().as_u16(),
-            started.elapsed()
-        );
+        tracing::debug!("{method} {path} -> {} in {:?}", response.status().as_u16(), started.elapsed());
         Ok(response)
     }
 
@@ -228,18 +209,15 @@ impl HttpApp {
         mut req: Request<WasiBody>,
         client_addr: SocketAddr,
     ) -> anyhow::Result<Response<WasiBody>> {
-        let handler = self
-            .handlers
-            .get(&route.component)
-            .with_context(|| format!("unknown component {:?}", route.component))?;
+        let handler =
+            self.handlers.get(&route.component).with_context(|| format!("unknown component {:?}", route.component))?;
 
         // Like Spin: the guest sees the original headers (which must be valid
         // UTF-8, not necessarily ASCII) followed by the spin-* ones, which are
         // built from the Host header (`localhost` without one).
         let mut headers = http::HeaderMap::new();
         for (name, value) in req.headers() {
-            std::str::from_utf8(value.as_bytes())
-                .with_context(|| format!("header {name} is not valid UTF-8"))?;
+            std::str::from_utf8(value.as_bytes()).with_context(|| format!("header {name} is not valid UTF-8"))?;
             headers.append(name.clone(), value.clone());
         }
         let host = match req.headers().get(http::header::HOST) {
@@ -247,26 +225,16 @@ impl HttpApp {
             None => "localhost".to_owned(),
         };
         let scheme = req.uri().scheme_str().unwrap_or("http").to_owned();
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .context("cannot get path and query")?
-            .as_str()
-            .to_owned();
+        let path_and_query = req.uri().path_and_query().context("cannot get path and query")?.as_str().to_owned();
         for (name, value) in route.spin_headers(&scheme, &host, &path_and_query, client_addr) {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(value.as_bytes()),
-            ) {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+            {
                 headers.append(n, v);
             }
         }
         *req.headers_mut() = headers;
 
-        handler
-            .handle((), req)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))
+        handler.handle((), req).await.map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 
     /// Service chaining: `http://<component>.spin.internal/...` handled
@@ -309,8 +277,7 @@ fn set_req_uri(req: &mut Request<WasiBody>, scheme: &str) -> anyhow::Result<()> 
         .get(http::header::HOST)
         .map(|h| -> anyhow::Result<http::uri::Authority> {
             let host = h.to_str().context("'Host' header is not valid UTF-8")?;
-            host.parse()
-                .context("'Host' header contains an invalid authority")
+            host.parse().context("'Host' header contains an invalid authority")
         })
         .transpose()?;
     let mut parts = req.uri().clone().into_parts();
@@ -318,10 +285,7 @@ fn set_req_uri(req: &mut Request<WasiBody>, scheme: &str) -> anyhow::Result<()> 
         (None, None) => anyhow::bail!("no 'Host' header present in request"),
         (None, Some(a)) | (Some(a), None) => a,
         (Some(a1), Some(a2)) => {
-            anyhow::ensure!(
-                a1 == a2,
-                "authority in 'Host' header does not match authority in URI"
-            );
+            anyhow::ensure!(a1 == a2, "authority in 'Host' header does not match authority in URI");
             a1
         }
     };
@@ -335,24 +299,15 @@ fn set_req_uri(req: &mut Request<WasiBody>, scheme: &str) -> anyhow::Result<()> 
 }
 
 fn text_response(body: Bytes, content_type: Option<&'static str>) -> Response<WasiBody> {
-    let mut resp = Response::new(
-        http_body_util::Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    let mut resp = Response::new(http_body_util::Full::new(body).map_err(|never| match never {}).boxed_unsync());
     if let Some(ct) = content_type {
-        resp.headers_mut()
-            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     resp
 }
 
 fn status_response(status: StatusCode) -> Response<WasiBody> {
-    let mut resp = Response::new(
-        Empty::<Bytes>::new()
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync());
     *resp.status_mut() = status;
     resp
 }
@@ -373,13 +328,8 @@ impl HandlerState for ComponentHandler {
     type WorkerExpiration = IdleExpiration;
     type WorkerState = ReuseLimits;
 
-    async fn instantiate(
-        &self,
-    ) -> wasmtime::Result<Instance<StoreData, IdleExpiration, ReuseLimits>> {
-        let data = StoreData::new(
-            self.ctx.clone(),
-            OutboundHttp::new(self.ctx.clone(), Some(self.app.clone())),
-        );
+    async fn instantiate(&self) -> wasmtime::Result<Instance<StoreData, IdleExpiration, ReuseLimits>> {
+        let data = StoreData::new(self.ctx.clone(), OutboundHttp::new(self.ctx.clone(), Some(self.app.clone())));
         let mut store = Store::new(&self.engine, data);
         let service = self.pre.instantiate_async(&mut store).await?;
         tracing::debug!("new instance of component {:?}", self.ctx.id);
@@ -408,12 +358,7 @@ struct IdleExpiration {
 }
 
 impl WorkerExpiration for IdleExpiration {
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        status: WorkerStatus,
-        start: Instant,
-    ) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
         if status != WorkerStatus::Idle {
             return Poll::Pending;
         }
@@ -489,20 +434,12 @@ impl WasiHttpHooks for OutboundHttp {
         request: Request<WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: IoFuture,
-    ) -> Box<
-        dyn Future<Output = Result<(Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
-            + Send,
-    > {
+    ) -> Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>> + Send> {
         let uri = request.uri().to_string();
         let scheme = request.uri().scheme_str().unwrap_or("https").to_owned();
         let allowed = self.ctx.allowed_hosts.allows_url(&uri, &scheme);
         let app = self.app.clone();
-        let target = request
-            .uri()
-            .host()
-            .and_then(chaining_target)
-            .filter(|_| app.is_some())
-            .map(str::to_owned);
+        let target = request.uri().host().and_then(chaining_target).filter(|_| app.is_some()).map(str::to_owned);
         let component = self.ctx.id.clone();
         Box::new(async move {
             if !allowed {
@@ -512,9 +449,7 @@ impl WasiHttpHooks for OutboundHttp {
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             }
             if let Some(target) = target {
-                let app = app
-                    .and_then(|a| a.upgrade())
-                    .ok_or(wasmtime_wasi_http::Error::DestinationNotFound)?;
+                let app = app.and_then(|a| a.upgrade()).ok_or(wasmtime_wasi_http::Error::DestinationNotFound)?;
                 let resp = app.handle_chained(&target, request).await?;
                 let done: IoFuture = Box::new(async { Ok(()) });
                 return Ok((resp, done));

@@ -121,11 +121,7 @@ use crate::runtime::ComponentContext;
 use crate::variables::{AppVariables, ComponentVariables};
 
 #[derive(Parser)]
-#[command(
-    name = "spin-test-host",
-    version,
-    about = "A small Spin-compatible host for tests"
-)]
+#[command(name = "spin-test-host", version, about = "A small Spin-compatible host for tests")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -140,12 +136,7 @@ enum Command {
 #[derive(clap::Args)]
 struct UpArgs {
     /// The application manifest (spin.toml), or a directory containing one.
-    #[arg(
-        short = 'f',
-        long = "from",
-        value_name = "MANIFEST",
-        default_value = "spin.toml"
-    )]
+    #[arg(short = 'f', long = "from", value_name = "MANIFEST", default_value = "spin.toml")]
     from: PathBuf,
     /// Component ID to run; may be repeated. The default is all components.
     #[arg(short = 'c', long = "component-id", value_name = "ID")]
@@ -185,26 +176,16 @@ impl HttpArgs {
     fn first_given(&self) -> Option<&'static str> {
         [
             (self.listen.is_some(), "--listen"),
-            (
-                self.max_instance_reuse_count.is_some(),
-                "--max-instance-reuse-count",
-            ),
-            (
-                self.max_instance_concurrent_reuse_count.is_some(),
-                "--max-instance-concurrent-reuse-count",
-            ),
-            (
-                self.idle_instance_timeout.is_some(),
-                "--idle-instance-timeout",
-            ),
+            (self.max_instance_reuse_count.is_some(), "--max-instance-reuse-count"),
+            (self.max_instance_concurrent_reuse_count.is_some(), "--max-instance-concurrent-reuse-count"),
+            (self.idle_instance_timeout.is_some(), "--idle-instance-timeout"),
         ]
         .into_iter()
         .find_map(|(given, flag)| given.then_some(flag))
     }
 
     fn listen(&self) -> SocketAddr {
-        self.listen
-            .unwrap_or_else(|| Self::DEFAULT_LISTEN.parse().expect("valid default"))
+        self.listen.unwrap_or_else(|| Self::DEFAULT_LISTEN.parse().expect("valid default"))
     }
 
     fn reuse(&self) -> anyhow::Result<ReuseConfig> {
@@ -218,9 +199,7 @@ impl HttpArgs {
                 Some(n) => usize::try_from(n)?,
                 None => default.max_instance_concurrent_reuse_count,
             },
-            idle_instance_timeout: self
-                .idle_instance_timeout
-                .unwrap_or(default.idle_instance_timeout),
+            idle_instance_timeout: self.idle_instance_timeout.unwrap_or(default.idle_instance_timeout),
         })
     }
 }
@@ -241,22 +220,16 @@ fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
 /// Parses `1s`, `500ms`, `20us`, `10ns` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let value: f64 = num.parse().map_err(|_| format!("invalid duration {text:?}"))?;
     let secs = match unit {
         "" | "s" => value,
         "ms" => value / 1e3,
         "us" | "μs" => value / 1e6,
         "ns" => value / 1e9,
         _ => {
-            return Err(format!(
-                "invalid duration unit in {text:?} (use s, ms, us or ns)"
-            ));
+            return Err(format!("invalid duration unit in {text:?} (use s, ms, us or ns)"));
         }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {text:?}: {e}"))
@@ -271,10 +244,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
@@ -341,10 +311,10 @@ fn report(err: &anyhow::Error) {
 }
 
 fn check_runtime_config(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read runtime config {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text)
-        .with_context(|| format!("invalid runtime config {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read runtime config {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("invalid runtime config {}", path.display()))?;
     if !table.is_empty() {
         let keys = table.keys().cloned().collect::<Vec<_>>().join(", ");
         tracing::warn!(
@@ -397,16 +367,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.runtime_config_file {
         check_runtime_config(path)?;
     }
-    let manifest_path = if args.from.is_dir() {
-        args.from.join("spin.toml")
-    } else {
-        args.from.clone()
-    };
+    let manifest_path = if args.from.is_dir() { args.from.join("spin.toml") } else { args.from.clone() };
     let mut app = manifest::load(&manifest_path)?;
     if !args.components.is_empty() {
-        app = app.retain_components(&args.components).context(
-            "failed to resolve application with only components selected with --component",
-        )?;
+        app = app
+            .retain_components(&args.components)
+            .context("failed to resolve application with only components selected with --component")?;
     }
     ensure!(app.has_triggers(), "No triggers in app");
 
@@ -425,11 +391,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         return Err(Exit::Usage(format!(
             "error: unexpected argument '{flag}' found\n\n  \
              (the application{} has no HTTP trigger, and the redis trigger takes no HTTP options)",
-            if args.components.is_empty() {
-                ""
-            } else {
-                ", with the components selected by -c,"
-            }
+            if args.components.is_empty() { "" } else { ", with the components selected by -c," }
         ))
         .into());
     }
@@ -468,11 +430,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let engine = runtime::engine(!args.disable_cache)?;
     let linker = runtime::linker(&engine)?;
     let mut pres = BTreeMap::new();
-    let triggered = app
-        .http_triggers
-        .iter()
-        .map(|t| &t.component)
-        .chain(app.redis_triggers.iter().map(|t| &t.component));
+    let triggered =
+        app.http_triggers.iter().map(|t| &t.component).chain(app.redis_triggers.iter().map(|t| &t.component));
     for id in triggered {
         if pres.contains_key(id) {
             continue;
@@ -503,16 +462,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let mut components = Vec::new();
         for t in &app.http_triggers {
             if seen.insert(t.component.clone()) {
-                components.push(HttpComponent {
-                    ctx: contexts[&t.component].clone(),
-                    pre: pres[&t.component].clone(),
-                });
+                components.push(HttpComponent { ctx: contexts[&t.component].clone(), pre: pres[&t.component].clone() });
             }
         }
-        let info = AppInfo {
-            name: app.name.clone(),
-            version: app.version.clone(),
-        };
+        let info = AppInfo { name: app.name.clone(), version: app.version.clone() };
         let http = HttpApp::new(&engine, router, components, reuse, &info)?;
         let listen = args.http.listen();
         let l = match tokio::net::TcpListener::bind(listen).await {
@@ -550,51 +503,32 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 (None, None) => bail!("redis trigger for {:?} has no address", t.component),
             };
             let address = vars.render_str(address_template).with_context(|| {
-                format!(
-                    "failed to resolve redis trigger address {address_template:?} for component {}",
-                    t.component
-                )
+                format!("failed to resolve redis trigger address {address_template:?} for component {}", t.component)
             })?;
             let channel = vars.render_str(&t.channel).with_context(|| {
-                format!(
-                    "failed to resolve redis trigger channel {:?} for component {}",
-                    t.channel, t.component
-                )
+                format!("failed to resolve redis trigger channel {:?} for component {}", t.channel, t.component)
             })?;
-            let ids = by_address
-                .entry(address)
-                .or_default()
-                .entry(channel)
-                .or_default();
+            let ids = by_address.entry(address).or_default().entry(channel).or_default();
             if !ids.contains(&t.component) {
                 ids.push(t.component.clone());
             }
             if !components.contains_key(&t.component) {
                 components.insert(
                     t.component.clone(),
-                    RedisComponent::new(
-                        contexts[&t.component].clone(),
-                        pres[&t.component].clone(),
-                    )?,
+                    RedisComponent::new(contexts[&t.component].clone(), pres[&t.component].clone())?,
                 );
             }
         }
-        let trigger = Arc::new(RedisTrigger {
-            engine: engine.clone(),
-            components,
-        });
-        let subscriptions = by_address
-            .into_iter()
-            .map(|(address, channels)| Subscription { address, channels })
-            .collect();
+        let trigger = Arc::new(RedisTrigger { engine: engine.clone(), components });
+        let subscriptions =
+            by_address.into_iter().map(|(address, channels)| Subscription { address, channels }).collect();
         let tasks = match trigger.start(subscriptions).await {
             Ok(tasks) => tasks,
             Err(e) => return Err(trigger_failed(e, true, multi)),
         };
         for task in tasks {
             running.push(Box::pin(async move {
-                task.await
-                    .unwrap_or_else(|e| anyhow!("Redis subscriber task failed: {e}"))
+                task.await.unwrap_or_else(|e| anyhow!("Redis subscriber task failed: {e}"))
             }));
         }
     }
@@ -619,28 +553,22 @@ fn unmet_host_requirements(app: &manifest::App, kind: TriggerType) -> Result<(),
         TriggerType::Http => app.http_triggers.iter().map(|t| &t.component).collect(),
         TriggerType::Redis => app.redis_triggers.iter().map(|t| &t.component).collect(),
     };
-    let needs_chaining = components
-        .into_iter()
-        .any(|id| requires_service_chaining(&app.components[id].allowed_outbound_hosts));
-    if needs_chaining {
-        Err("local_service_chaining".to_owned())
-    } else {
-        Ok(())
-    }
+    let needs_chaining =
+        components.into_iter().any(|id| requires_service_chaining(&app.components[id].allowed_outbound_hosts));
+    if needs_chaining { Err("local_service_chaining".to_owned()) } else { Ok(()) }
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -691,21 +619,10 @@ mod tests {
         assert_eq!(reuse.max_instance_concurrent_reuse_count, 16);
         assert_eq!(reuse.idle_instance_timeout, Duration::from_secs(1));
         assert!(a.components.is_empty());
-        assert!(
-            Cli::try_parse_from(["x", "up", "-f", "a", "--max-instance-reuse-count", "0"]).is_err()
-        );
+        assert!(Cli::try_parse_from(["x", "up", "-f", "a", "--max-instance-reuse-count", "0"]).is_err());
 
-        let cli = Cli::try_parse_from([
-            "x",
-            "up",
-            "-c",
-            "a",
-            "--component-id",
-            "b",
-            "--listen",
-            "localhost:3001",
-        ])
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(["x", "up", "-c", "a", "--component-id", "b", "--listen", "localhost:3001"]).unwrap();
         let Command::Up(a) = cli.command;
         assert_eq!(a.components, ["a", "b"]);
         assert_eq!(a.http.listen(), "127.0.0.1:3001".parse().unwrap());

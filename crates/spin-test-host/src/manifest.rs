@@ -163,21 +163,13 @@ struct RawRedisAppTrigger {
 
 /// Reads and validates the manifest at `path`.
 pub fn load(path: &Path) -> anyhow::Result<App> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read manifest {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read manifest {}", path.display()))?;
     let base_dir = path
         .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            }
-        })
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let app =
-        parse(&text, &base_dir).with_context(|| format!("invalid manifest {}", path.display()))?;
+    let app = parse(&text, &base_dir).with_context(|| format!("invalid manifest {}", path.display()))?;
     for component in app.components.values() {
         ensure!(
             component.source.is_file(),
@@ -210,14 +202,7 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
             }
             _ => {}
         }
-        variables.insert(
-            name,
-            Variable {
-                default: v.default,
-                required: v.required,
-                secret: v.secret,
-            },
-        );
+        variables.insert(name, Variable { default: v.default, required: v.required, secret: v.secret });
     }
 
     let mut components = BTreeMap::new();
@@ -227,11 +212,7 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
             c.allowed_http_hosts.is_none(),
             "component {id:?}: `allowed_http_hosts` is not supported; use `allowed_outbound_hosts`"
         );
-        if let Some(key) = c
-            .other
-            .keys()
-            .find(|k| !IGNORED_COMPONENT_KEYS.contains(&k.as_str()))
-        {
+        if let Some(key) = c.other.keys().find(|k| !IGNORED_COMPONENT_KEYS.contains(&k.as_str())) {
             bail!("component {id:?}: `{key}` is not supported by spin-test-host");
         }
         let source = match c.source {
@@ -240,10 +221,8 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
         };
         let mut comp_vars = BTreeMap::new();
         for (name, template) in c.variables {
-            validate_variable_name(&name)
-                .with_context(|| format!("component {id:?} variable {name:?}"))?;
-            let template = Template::parse(&template)
-                .with_context(|| format!("component {id:?} variable {name:?}"))?;
+            validate_variable_name(&name).with_context(|| format!("component {id:?} variable {name:?}"))?;
+            let template = Template::parse(&template).with_context(|| format!("component {id:?} variable {name:?}"))?;
             for referenced in template.references() {
                 ensure!(
                     variables.contains_key(referenced),
@@ -253,8 +232,8 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
             comp_vars.insert(name, template);
         }
         for host in &c.allowed_outbound_hosts {
-            let template = Template::parse(host)
-                .with_context(|| format!("component {id:?} allowed_outbound_hosts {host:?}"))?;
+            let template =
+                Template::parse(host).with_context(|| format!("component {id:?} allowed_outbound_hosts {host:?}"))?;
             for referenced in template.references() {
                 ensure!(
                     variables.contains_key(referenced),
@@ -282,10 +261,7 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
         let toml::Value::String(id) = value else {
             bail!("{kind} trigger: only a component id string is supported as `component`")
         };
-        ensure!(
-            components.contains_key(id),
-            "{kind} trigger refers to component {id:?}, which is not defined"
-        );
+        ensure!(components.contains_key(id), "{kind} trigger refers to component {id:?}, which is not defined");
         Ok(id.clone())
     };
 
@@ -295,9 +271,7 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
         match kind.as_str() {
             "http" => {
                 for entry in entries {
-                    let t: RawHttpTrigger = toml::Value::Table(entry)
-                        .try_into()
-                        .context("invalid [[trigger.http]]")?;
+                    let t: RawHttpTrigger = toml::Value::Table(entry).try_into().context("invalid [[trigger.http]]")?;
                     ensure!(
                         t.executor.is_none(),
                         "[[trigger.http]] `executor` is not supported (only the default wasi:http executor)"
@@ -309,17 +283,13 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
                             bail!("route must be a string pattern or '{{ private = true }}'")
                         }
                     };
-                    http_triggers.push(HttpTrigger {
-                        route,
-                        component: component_ref(&t.component, "http")?,
-                    });
+                    http_triggers.push(HttpTrigger { route, component: component_ref(&t.component, "http")? });
                 }
             }
             "redis" => {
                 for entry in entries {
-                    let t: RawRedisTrigger = toml::Value::Table(entry)
-                        .try_into()
-                        .context("invalid [[trigger.redis]]")?;
+                    let t: RawRedisTrigger =
+                        toml::Value::Table(entry).try_into().context("invalid [[trigger.redis]]")?;
                     for tpl in std::iter::once(&t.channel).chain(t.address.as_ref()) {
                         check_app_template(tpl, &variables)?;
                     }
@@ -336,9 +306,8 @@ pub fn parse(text: &str, base_dir: &Path) -> anyhow::Result<App> {
 
     let redis_default_address = match raw.application.trigger.get("redis") {
         Some(table) => {
-            let t: RawRedisAppTrigger = toml::Value::Table(table.clone())
-                .try_into()
-                .context("invalid [application.trigger.redis]")?;
+            let t: RawRedisAppTrigger =
+                toml::Value::Table(table.clone()).try_into().context("invalid [application.trigger.redis]")?;
             check_app_template(&t.address, &variables)?;
             Some(t.address)
         }
@@ -373,17 +342,11 @@ impl App {
     /// app"), as Spin does.
     pub fn retain_components(mut self, retained: &[String]) -> anyhow::Result<App> {
         for id in retained {
-            ensure!(
-                self.components.contains_key(id),
-                "Specified component \"{id}\" not found in application"
-            );
+            ensure!(self.components.contains_key(id), "Specified component \"{id}\" not found in application");
         }
         let kept = |id: &String| retained.contains(id);
-        let triggered = self
-            .http_triggers
-            .iter()
-            .map(|t| &t.component)
-            .chain(self.redis_triggers.iter().map(|t| &t.component));
+        let triggered =
+            self.http_triggers.iter().map(|t| &t.component).chain(self.redis_triggers.iter().map(|t| &t.component));
         for id in triggered.filter(|id| kept(id)) {
             for host in &self.components[id].allowed_outbound_hosts {
                 let Some(target) = chaining_target_of_entry(host) else {
@@ -420,10 +383,7 @@ impl App {
     }
 }
 
-fn check_app_template(
-    template: &str,
-    variables: &BTreeMap<String, Variable>,
-) -> anyhow::Result<()> {
+fn check_app_template(template: &str, variables: &BTreeMap<String, Variable>) -> anyhow::Result<()> {
     let parsed = Template::parse(template)?;
     for referenced in parsed.references() {
         ensure!(
@@ -441,9 +401,7 @@ pub fn validate_component_id(id: &str) -> anyhow::Result<()> {
         && id.starts_with(|c: char| c.is_ascii_lowercase())
         && !id.ends_with('-')
         && !id.contains("--")
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     ensure!(
         ok,
         "component id {id:?} is not valid: it must be kebab-case (lowercase letters, digits and single hyphens, starting with a letter)"
@@ -498,17 +456,11 @@ source = "worker.wasm"
         let app = parse(GOOD, Path::new("/apps/shop")).unwrap();
         assert_eq!(app.name, "shop");
         assert_eq!(app.components.len(), 3);
-        assert_eq!(
-            app.components["items"].source,
-            Path::new("/apps/shop/target/items.wasm")
-        );
+        assert_eq!(app.components["items"].source, Path::new("/apps/shop/target/items.wasm"));
         assert_eq!(app.http_triggers.len(), 2);
         assert_eq!(app.http_triggers[1].route, HttpRoute::Private);
         assert_eq!(app.redis_triggers[0].channel, "orders");
-        assert_eq!(
-            app.redis_default_address.as_deref(),
-            Some("redis://{{ redis_host }}:6379")
-        );
+        assert_eq!(app.redis_default_address.as_deref(), Some("redis://{{ redis_host }}:6379"));
         assert!(app.variables["api_key"].required);
         assert!(app.variables["api_key"].secret);
     }
@@ -533,10 +485,7 @@ source = "worker.wasm"
     fn rejects_variable_without_value_or_required() {
         let text = GOOD.replace("{ default = \"127.0.0.1\" }", "{ secret = true }");
         assert!(err_of(&text).contains("must either be `required = true` or have a `default`"));
-        let text = GOOD.replace(
-            "{ default = \"127.0.0.1\" }",
-            "{ default = \"x\", required = true }",
-        );
+        let text = GOOD.replace("{ default = \"127.0.0.1\" }", "{ default = \"x\", required = true }");
         assert!(err_of(&text).contains("mutually exclusive"));
     }
 
@@ -558,10 +507,7 @@ source = "worker.wasm"
 
     #[test]
     fn redis_trigger_needs_an_address() {
-        let text = GOOD.replace(
-            "[application.trigger.redis]\naddress = \"redis://{{ redis_host }}:6379\"",
-            "",
-        );
+        let text = GOOD.replace("[application.trigger.redis]\naddress = \"redis://{{ redis_host }}:6379\"", "");
         assert!(err_of(&text).contains("has no `address`"));
     }
 
@@ -579,10 +525,7 @@ source = "worker.wasm"
         assert!(kept.http_triggers.is_empty());
         assert_eq!(kept.redis_triggers.len(), 1);
 
-        let kept = app
-            .clone()
-            .retain_components(&["items".into(), "internal".into()])
-            .unwrap();
+        let kept = app.clone().retain_components(&["items".into(), "internal".into()]).unwrap();
         assert_eq!(ids(&kept), ["internal", "items"]);
         assert_eq!(kept.http_triggers.len(), 2);
         assert!(kept.redis_triggers.is_empty());
@@ -608,14 +551,8 @@ source = "worker.wasm"
 
         // Templated hosts are not looked at; components without triggers go.
         let templated = GOOD
-            .replace(
-                "http://internal.spin.internal",
-                "http://{{ redis_host }}.spin.internal",
-            )
-            .replace(
-                "[[trigger.redis]]\nchannel = \"orders\"\ncomponent = \"worker\"\n",
-                "",
-            );
+            .replace("http://internal.spin.internal", "http://{{ redis_host }}.spin.internal")
+            .replace("[[trigger.redis]]\nchannel = \"orders\"\ncomponent = \"worker\"\n", "");
         let app = parse(&templated, Path::new(".")).unwrap();
         let kept = app.clone().retain_components(&["items".into()]).unwrap();
         assert_eq!(ids(&kept), ["items"]);
@@ -629,10 +566,7 @@ source = "worker.wasm"
         let text = GOOD.replace("\"http://internal.spin.internal\"", "\"http://a/b\"");
         assert!(err_of(&text).contains("`allowed_outbound_hosts` is malformed"));
         // A template is checked with the defaults (and only when they render it).
-        let text = GOOD.replace(
-            "\"http://internal.spin.internal\"",
-            "\"http://{{ redis_host }}:x\"",
-        );
+        let text = GOOD.replace("\"http://internal.spin.internal\"", "\"http://{{ redis_host }}:x\"");
         assert!(err_of(&text).contains("results in invalid config"));
         let text = GOOD.replace("\"http://internal.spin.internal\"", "\"{{ api_key }}\"");
         parse(&text, Path::new(".")).unwrap();

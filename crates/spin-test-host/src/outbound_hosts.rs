@@ -87,10 +87,7 @@ impl AllowedHost {
             );
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        ensure!(
-            !rest.contains('/'),
-            "{url:?} has a path but is not allowed to"
-        );
+        ensure!(!rest.contains('/'), "{url:?} has a path but is not allowed to");
         // IPv6 literals contain colons; only a colon after `]` (or the only
         // colon, for names) separates the port.
         let (host, port) = if let Some(end) = rest.find(']') {
@@ -120,26 +117,18 @@ impl AllowedHost {
         } else if host.starts_with('{') {
             bail!("host lists are not supported: {url:?}")
         } else if let Some(domain) = host.strip_prefix("*.") {
-            ensure!(
-                !domain.contains('*'),
-                "wildcards are allowed only as prefixes: {url:?}"
-            );
+            ensure!(!domain.contains('*'), "wildcards are allowed only as prefixes: {url:?}");
             match Host::parse(domain).with_context(|| format!("invalid host in {url:?}"))? {
                 Host::Domain(d) => HostPattern::AnySubdomain(format!(".{d}")),
                 _ => bail!("wildcard suffix must be a domain: {url:?}"),
             }
         } else {
-            ensure!(
-                !host.contains('*'),
-                "wildcards are allowed only as subdomains: {url:?}"
-            );
+            ensure!(!host.contains('*'), "wildcards are allowed only as subdomains: {url:?}");
             ensure!(
                 host != "self" && host != "self.alt",
                 "the `self` host is not supported by spin-test-host: {url:?}"
             );
-            HostPattern::Literal(
-                Host::parse(host).with_context(|| format!("invalid host in {url:?}"))?,
-            )
+            HostPattern::Literal(Host::parse(host).with_context(|| format!("invalid host in {url:?}"))?)
         };
 
         let port_pat = if port.is_empty() {
@@ -150,23 +139,14 @@ impl AllowedHost {
             PortPattern::Any
         } else if let Some((a, b)) = port.split_once("..") {
             PortPattern::Range(
-                a.parse()
-                    .with_context(|| format!("bad port range in {url:?}"))?,
-                b.parse()
-                    .with_context(|| format!("bad port range in {url:?}"))?,
+                a.parse().with_context(|| format!("bad port range in {url:?}"))?,
+                b.parse().with_context(|| format!("bad port range in {url:?}"))?,
             )
         } else {
-            PortPattern::Port(
-                port.parse()
-                    .with_context(|| format!("bad port in {url:?}"))?,
-            )
+            PortPattern::Port(port.parse().with_context(|| format!("bad port in {url:?}"))?)
         };
 
-        Ok(Self {
-            scheme: scheme_pat,
-            host: host_pat,
-            port: port_pat,
-        })
+        Ok(Self { scheme: scheme_pat, host: host_pat, port: port_pat })
     }
 
     /// Whether this entry is for service chaining (`*.spin.internal` or
@@ -209,15 +189,9 @@ impl AllowedHost {
 /// loaded: literal entries must parse; a templated entry must parse once
 /// rendered with the manifest defaults (`default` is the default of a
 /// variable, `None` when it has none, in which case the entry is not checked).
-pub fn validate(
-    entries: &[String],
-    default: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<()> {
+pub fn validate(entries: &[String], default: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
     if let [only] = entries {
-        ensure!(
-            only != "insecure:allow-all",
-            "'insecure:allow-all' is not allowed - use '*://*:*' instead"
-        );
+        ensure!(only != "insecure:allow-all", "'insecure:allow-all' is not allowed - use '*://*:*' instead");
     }
     for entry in entries {
         let template = Template::parse(entry)?;
@@ -249,11 +223,7 @@ fn skipped(rendered: &str) -> bool {
 /// entries, as written (templates unrendered), parses as a `*.spin.internal`
 /// or `<name>.spin.internal` host.
 pub fn requires_service_chaining(entries: &[String]) -> bool {
-    entries.iter().any(|e| {
-        AllowedHost::parse(e)
-            .map(|h| h.is_for_service_chaining())
-            .unwrap_or(false)
-    })
+    entries.iter().any(|e| AllowedHost::parse(e).map(|h| h.is_for_service_chaining()).unwrap_or(false))
 }
 
 /// The service-chaining target an entry names, as `spin up -c` reads it
@@ -274,11 +244,7 @@ impl AllowedHosts {
         let mut hosts = Vec::new();
         for entry in entries {
             let parsed = Template::parse(entry).and_then(|template| {
-                let rendered = if template.is_literal() {
-                    entry.clone()
-                } else {
-                    vars.render(&template)?
-                };
+                let rendered = if template.is_literal() { entry.clone() } else { vars.render(&template)? };
                 if skipped(&rendered) && !template.is_literal() {
                     return Ok(None);
                 }
@@ -289,28 +255,21 @@ impl AllowedHosts {
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::error!("Error parsing allowed outbound hosts: {e:#}");
-                    return Self {
-                        hosts: Vec::new(),
-                        invalid: Some(format!("{e:#}")),
-                    };
+                    return Self { hosts: Vec::new(), invalid: Some(format!("{e:#}")) };
                 }
             };
             match &host.host {
                 HostPattern::AnySubdomain(suffix) if suffix == CHAINING_SUFFIX => {
                     for id in component_ids {
                         let mut h = host.clone();
-                        h.host =
-                            HostPattern::Literal(Host::Domain(format!("{id}{CHAINING_SUFFIX}")));
+                        h.host = HostPattern::Literal(Host::Domain(format!("{id}{CHAINING_SUFFIX}")));
                         hosts.push(h);
                     }
                 }
                 _ => hosts.push(host),
             }
         }
-        Self {
-            hosts,
-            invalid: None,
-        }
+        Self { hosts, invalid: None }
     }
 
     /// Whether an outbound URL is allowed. `default_scheme` is assumed when
@@ -342,9 +301,7 @@ impl AllowedHosts {
         let Some(host) = parsed.host_str().and_then(|h| Host::parse(h).ok()) else {
             return false;
         };
-        self.hosts
-            .iter()
-            .any(|h| h.allows(parsed.scheme(), &host, parsed.port()))
+        self.hosts.iter().any(|h| h.allows(parsed.scheme(), &host, parsed.port()))
     }
 }
 
@@ -355,10 +312,7 @@ fn encode_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
         return url.into();
     };
     let scheme_end = url.find("://").map(|e| e + 3).unwrap_or(0);
-    let path_start = url[scheme_end..]
-        .find('/')
-        .map(|e| e + scheme_end)
-        .unwrap_or(usize::MAX);
+    let path_start = url[scheme_end..].find('/').map(|e| e + scheme_end).unwrap_or(usize::MAX);
     if at >= path_start || at < scheme_end {
         return url.into();
     }
@@ -391,20 +345,12 @@ mod tests {
     fn hosts(entries: &[&str]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
         validate(&entries, |_| None).unwrap();
-        AllowedHosts::resolve(
-            &entries,
-            &AppVariables::default(),
-            &["probe".to_string(), "other".to_string()],
-        )
+        AllowedHosts::resolve(&entries, &AppVariables::default(), &["probe".to_string(), "other".to_string()])
     }
 
     #[test]
     fn exact_hosts_and_default_ports() {
-        let h = hosts(&[
-            "https://example.com",
-            "redis://127.0.0.1:6380",
-            "postgres://db",
-        ]);
+        let h = hosts(&["https://example.com", "redis://127.0.0.1:6380", "postgres://db"]);
         assert!(h.allows_url("https://example.com/path", "https"));
         assert!(h.allows_url("https://example.com:443/", "https"));
         assert!(!h.allows_url("https://example.com:8443/", "https"));
@@ -448,14 +394,7 @@ mod tests {
 
     #[test]
     fn bad_entries() {
-        for bad in [
-            "example.com",
-            "*",
-            "http://a/b",
-            "http://a*b.com",
-            "foo://x",
-            "http://x:y",
-        ] {
+        for bad in ["example.com", "*", "http://a/b", "http://a*b.com", "foo://x", "http://x:y"] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
         }
         assert!(validate(&["insecure:allow-all".to_string()], |_| None).is_err());
@@ -478,20 +417,15 @@ source = "c.wasm"
 allowed_outbound_hosts = ["redis://127.0.0.1:{{ redis_port }}", "{{ optional_host }}"]
 "#;
         let app = manifest::parse(text, Path::new(".")).unwrap();
-        let vars = AppVariables::resolve(&app, |k| {
-            (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "7000".to_string())
-        })
-        .unwrap();
+        let vars =
+            AppVariables::resolve(&app, |k| (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "7000".to_string())).unwrap();
         let h = AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[]);
         assert!(h.allows_url("redis://127.0.0.1:7000", "redis"));
         assert!(!h.allows_url("redis://127.0.0.1:6390", "redis"));
         assert_eq!(h.check_url("redis://127.0.0.1:7000", "redis"), Ok(true));
 
         // Rendered to something invalid: not a startup error, every check fails.
-        let vars = AppVariables::resolve(&app, |k| {
-            (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "x".to_string())
-        })
-        .unwrap();
+        let vars = AppVariables::resolve(&app, |k| (k == "SPIN_VARIABLE_REDIS_PORT").then(|| "x".to_string())).unwrap();
         let h = AllowedHosts::resolve(&app.components["c"].allowed_outbound_hosts, &vars, &[]);
         assert!(!h.allows_url("redis://127.0.0.1:7000", "redis"));
         assert!(h.check_url("redis://127.0.0.1:7000", "redis").is_err());
@@ -539,22 +473,10 @@ allowed_outbound_hosts = ["redis://127.0.0.1:{{ redis_port }}", "{{ optional_hos
 
     #[test]
     fn chaining_targets_as_spin_up_c_reads_them() {
-        assert_eq!(
-            chaining_target_of_entry("http://a.spin.internal").as_deref(),
-            Some("a")
-        );
-        assert_eq!(
-            chaining_target_of_entry("http://a.spin.internal:81").as_deref(),
-            Some("a")
-        );
-        assert_eq!(
-            chaining_target_of_entry("http://*.spin.internal").as_deref(),
-            Some("*")
-        );
-        assert_eq!(
-            chaining_target_of_entry("http://{{ x }}.spin.internal"),
-            None
-        );
+        assert_eq!(chaining_target_of_entry("http://a.spin.internal").as_deref(), Some("a"));
+        assert_eq!(chaining_target_of_entry("http://a.spin.internal:81").as_deref(), Some("a"));
+        assert_eq!(chaining_target_of_entry("http://*.spin.internal").as_deref(), Some("*"));
+        assert_eq!(chaining_target_of_entry("http://{{ x }}.spin.internal"), None);
         assert_eq!(chaining_target_of_entry("http://a.example.com"), None);
         assert_eq!(chaining_target_of_entry("redis://{{ h }}"), None);
     }

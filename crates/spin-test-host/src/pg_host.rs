@@ -34,9 +34,7 @@ use futures::StreamExt;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 use wasmtime::StoreContextMut;
-use wasmtime::component::{
-    Accessor, Destination, FutureReader, Resource, StreamProducer, StreamReader, StreamResult,
-};
+use wasmtime::component::{Accessor, Destination, FutureReader, Resource, StreamProducer, StreamReader, StreamResult};
 
 use crate::outbound_hosts::AllowedHosts;
 use crate::runtime::{SpinHost, StoreData, pg as wit};
@@ -53,16 +51,12 @@ pub struct PgPools {
 
 impl PgPools {
     fn pool(&self, address: &str) -> Result<deadpool_postgres::Pool, wit::Error> {
-        let mut pools = self
-            .pools
-            .lock()
-            .map_err(|_| wit::Error::Other("connection pool lock poisoned".into()))?;
+        let mut pools = self.pools.lock().map_err(|_| wit::Error::Other("connection pool lock poisoned".into()))?;
         if let Some(pool) = pools.get(address) {
             return Ok(pool.clone());
         }
-        let config: tokio_postgres::Config = address
-            .parse()
-            .map_err(|e| wit::Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        let config: tokio_postgres::Config =
+            address.parse().map_err(|e| wit::Error::ConnectionFailed(format!("invalid address: {e}")))?;
         if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             return Err(wit::Error::ConnectionFailed(
                 "sslmode=require is not supported by spin-test-host (it has no TLS)".into(),
@@ -71,9 +65,7 @@ impl PgPools {
         let manager = deadpool_postgres::Manager::from_config(
             config,
             NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Clean,
-            },
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Clean },
         );
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -86,13 +78,9 @@ impl PgPools {
     async fn connect(&self, address: &str) -> Result<PgConnection, wit::Error> {
         let pool = self.pool(address)?;
         // Spin formats an `anyhow` error with `{:?}`: the message and its causes.
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| wit::Error::ConnectionFailed(format!("{:?}", anyhow::Error::from(e))))?;
-        Ok(PgConnection {
-            client: Arc::new(client),
-        })
+        let client =
+            pool.get().await.map_err(|e| wit::Error::ConnectionFailed(format!("{:?}", anyhow::Error::from(e))))?;
+        Ok(PgConnection { client: Arc::new(client) })
     }
 }
 
@@ -113,39 +101,24 @@ fn ensure_allowed(data: &StoreData, address: &str) -> Result<(), wit::Error> {
 /// Spin's `ensure_address_allowed`: every TCP host of the connection string,
 /// with the port at the same index (or the only port), must be allowed.
 fn check_address(allowed_hosts: &AllowedHosts, address: &str) -> Result<(), wit::Error> {
-    let config: tokio_postgres::Config = address
-        .parse()
-        .map_err(|e: tokio_postgres::Error| wit::Error::ConnectionFailed(e.to_string()))?;
+    let config: tokio_postgres::Config =
+        address.parse().map_err(|e: tokio_postgres::Error| wit::Error::ConnectionFailed(e.to_string()))?;
     let ports = config.get_ports();
     for (i, host) in config.get_hosts().iter().enumerate() {
         match host {
             tokio_postgres::config::Host::Tcp(host) => {
-                let port = ports.get(i).or_else(|| {
-                    if ports.len() == 1 {
-                        ports.first()
-                    } else {
-                        None
-                    }
-                });
+                let port = ports.get(i).or_else(|| if ports.len() == 1 { ports.first() } else { None });
                 let port = port.map(|p| format!(":{p}")).unwrap_or_default();
                 let url = format!("{host}{port}");
-                let allowed = allowed_hosts
-                    .check_url(&url, "postgres")
-                    .map_err(wit::Error::Other)?;
+                let allowed = allowed_hosts.check_url(&url, "postgres").map_err(wit::Error::Other)?;
                 if !allowed {
-                    tracing::error!(
-                        "postgres connection to {url} is not allowed by allowed_outbound_hosts"
-                    );
-                    return Err(wit::Error::ConnectionFailed(format!(
-                        "address postgres://{url} is not permitted"
-                    )));
+                    tracing::error!("postgres connection to {url} is not allowed by allowed_outbound_hosts");
+                    return Err(wit::Error::ConnectionFailed(format!("address postgres://{url} is not permitted")));
                 }
             }
             #[cfg(unix)]
             tokio_postgres::config::Host::Unix(_) => {
-                return Err(wit::Error::ConnectionFailed(
-                    "Unix sockets are not supported on WebAssembly".into(),
-                ));
+                return Err(wit::Error::ConnectionFailed("Unix sockets are not supported on WebAssembly".into()));
             }
         }
     }
@@ -196,11 +169,7 @@ fn conversion_failed(e: impl std::fmt::Display) -> wit::Error {
 struct PgNull;
 
 impl ToSql for PgNull {
-    fn to_sql(
-        &self,
-        _: &Type,
-        _: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(&self, _: &Type, _: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         Ok(IsNull::Yes)
     }
     fn accepts(_: &Type) -> bool {
@@ -214,11 +183,7 @@ impl ToSql for PgNull {
 struct Interval(wit::Interval);
 
 impl ToSql for Interval {
-    fn to_sql(
-        &self,
-        _: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(&self, _: &Type, out: &mut bytes::BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.put_i64(self.0.micros);
         out.put_i32(self.0.days);
         out.put_i32(self.0.months);
@@ -284,25 +249,21 @@ fn to_param(value: ParameterValue) -> anyhow::Result<Param> {
         P::Binary(v) => Box::new(v),
         P::Date(v) => Box::new(date_of(v)?),
         P::Time(v) => Box::new(time_of(v)?),
-        P::Datetime((y, mo, d, h, mi, s, ns)) => Box::new(chrono::NaiveDateTime::new(
-            date_of((y, mo, d))?,
-            time_of((h, mi, s, ns))?,
-        )),
+        P::Datetime((y, mo, d, h, mi, s, ns)) => {
+            Box::new(chrono::NaiveDateTime::new(date_of((y, mo, d))?, time_of((h, mi, s, ns))?))
+        }
         P::Timestamp(v) => Box::new(
             chrono::DateTime::<chrono::Utc>::from_timestamp(v, 0)
                 .ok_or_else(|| anyhow::anyhow!("invalid epoch timestamp {v}"))?,
         ),
-        P::Uuid(v) => {
-            Box::new(uuid::Uuid::parse_str(&v).map_err(|_| anyhow::anyhow!("invalid UUID {v}"))?)
-        }
+        P::Uuid(v) => Box::new(uuid::Uuid::parse_str(&v).map_err(|_| anyhow::anyhow!("invalid UUID {v}"))?),
         P::Jsonb(v) => Box::new(
             serde_json::from_slice::<serde_json::Value>(&v)
                 .map_err(|_| anyhow::anyhow!("invalid JSON {}", String::from_utf8_lossy(&v)))?,
         ),
-        P::Decimal(v) => Box::new(
-            rust_decimal::Decimal::from_str_exact(&v)
-                .map_err(|_| anyhow::anyhow!("invalid decimal {v}"))?,
-        ),
+        P::Decimal(v) => {
+            Box::new(rust_decimal::Decimal::from_str_exact(&v).map_err(|_| anyhow::anyhow!("invalid decimal {v}"))?)
+        }
         P::ArrayInt32(v) => Box::new(v),
         P::ArrayInt64(v) => Box::new(v),
         P::ArrayStr(v) => Box::new(v),
@@ -311,8 +272,7 @@ fn to_param(value: ParameterValue) -> anyhow::Result<Param> {
                 .map(|d| {
                     d.as_deref()
                         .map(|s| {
-                            rust_decimal::Decimal::from_str_exact(s)
-                                .map_err(|_| anyhow::anyhow!("invalid decimal {s}"))
+                            rust_decimal::Decimal::from_str_exact(s).map_err(|_| anyhow::anyhow!("invalid decimal {s}"))
                         })
                         .transpose()
                 })
@@ -362,13 +322,7 @@ fn data_type(ty: &Type) -> DbDataType {
 }
 
 fn columns_of(columns: &[tokio_postgres::Column]) -> Vec<Column> {
-    columns
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_owned(),
-            data_type: data_type(c.type_()),
-        })
-        .collect()
+    columns.iter().map(|c| Column { name: c.name().to_owned(), data_type: data_type(c.type_()) }).collect()
 }
 
 fn get<'a, T: FromSql<'a>>(
@@ -411,37 +365,20 @@ fn convert_value(row: &Row, i: usize) -> anyhow::Result<DbValue> {
         // `timestamptz` (the row then fails to convert).
         Type::TIMESTAMP | Type::TIMESTAMPTZ => get(row, i, datetime_tuple),
         Type::DATE => get(row, i, |v: chrono::NaiveDate| {
-            Ok(DbValue::Date((
-                v.year(),
-                v.month().try_into()?,
-                v.day().try_into()?,
-            )))
+            Ok(DbValue::Date((v.year(), v.month().try_into()?, v.day().try_into()?)))
         }),
         Type::TIME => get(row, i, |v: chrono::NaiveTime| {
-            Ok(DbValue::Time((
-                v.hour().try_into()?,
-                v.minute().try_into()?,
-                v.second().try_into()?,
-                v.nanosecond(),
-            )))
+            Ok(DbValue::Time((v.hour().try_into()?, v.minute().try_into()?, v.second().try_into()?, v.nanosecond())))
         }),
         Type::UUID => get(row, i, |v: uuid::Uuid| Ok(DbValue::Uuid(v.to_string()))),
-        Type::JSONB => get(row, i, |v: serde_json::Value| {
-            Ok(DbValue::Jsonb(serde_json::to_vec(&v)?))
-        }),
-        Type::NUMERIC => get(row, i, |v: rust_decimal::Decimal| {
-            Ok(DbValue::Decimal(v.to_string()))
-        }),
+        Type::JSONB => get(row, i, |v: serde_json::Value| Ok(DbValue::Jsonb(serde_json::to_vec(&v)?))),
+        Type::NUMERIC => get(row, i, |v: rust_decimal::Decimal| Ok(DbValue::Decimal(v.to_string()))),
         Type::INT4_ARRAY => get(row, i, |v| Ok(DbValue::ArrayInt32(v))),
         Type::INT8_ARRAY => get(row, i, |v| Ok(DbValue::ArrayInt64(v))),
         Type::NUMERIC_ARRAY => get(row, i, |v: Vec<Option<rust_decimal::Decimal>>| {
-            Ok(DbValue::ArrayDecimal(
-                v.into_iter().map(|d| d.map(|d| d.to_string())).collect(),
-            ))
+            Ok(DbValue::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_string())).collect()))
         }),
-        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => {
-            get(row, i, |v| Ok(DbValue::ArrayStr(v)))
-        }
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => get(row, i, |v| Ok(DbValue::ArrayStr(v))),
         Type::INTERVAL => get(row, i, |v: Interval| Ok(DbValue::Interval(v.0))),
         _ => get(row, i, |v: Raw| Ok(DbValue::Unsupported(v.0))),
     }
@@ -499,10 +436,7 @@ async fn start_query(
 ) -> Result<(Vec<Column>, Rows), wit::Error> {
     let params = to_params(params)?;
     let rows = client
-        .query_raw(
-            statement,
-            params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)),
-        )
+        .query_raw(statement, params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)))
         .await
         .map_err(query_failed)?;
     let mut rest = Box::pin(rows);
@@ -528,14 +462,8 @@ async fn query(
     Ok(RowSet { columns, rows: out })
 }
 
-fn connection(
-    data: &StoreData,
-    r: &Resource<PgConnection>,
-) -> Result<Arc<deadpool_postgres::Object>, wit::Error> {
-    data.table
-        .get(r)
-        .map(|c| c.client.clone())
-        .map_err(|_| wit::Error::ConnectionFailed("no connection found".into()))
+fn connection(data: &StoreData, r: &Resource<PgConnection>) -> Result<Arc<deadpool_postgres::Object>, wit::Error> {
+    data.table.get(r).map(|c| c.client.clone()).map_err(|_| wit::Error::ConnectionFailed("no connection found".into()))
 }
 
 // ---- the WIT traits --------------------------------------------------------------------
@@ -550,9 +478,7 @@ impl wit::HostConnection for StoreData {
     async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, wit::Error> {
         ensure_allowed(self, &address)?;
         let conn = self.ctx.pg_pools.connect(&address).await?;
-        self.table
-            .push(conn)
-            .map_err(|_| wit::Error::ConnectionFailed("too many connections".into()))
+        self.table.push(conn).map_err(|_| wit::Error::ConnectionFailed("too many connections".into()))
     }
 
     async fn query(
@@ -591,15 +517,10 @@ impl wit::HostConnectionBuilder for StoreData {
         _builder: Resource<PgConnectionBuilder>,
         _certificate: String,
     ) -> Result<(), wit::Error> {
-        Err(wit::Error::Other(
-            "custom CA roots (TLS) are not supported by spin-test-host".into(),
-        ))
+        Err(wit::Error::Other("custom CA roots (TLS) are not supported by spin-test-host".into()))
     }
 
-    async fn build(
-        &mut self,
-        builder: Resource<PgConnectionBuilder>,
-    ) -> Result<Resource<PgConnection>, wit::Error> {
+    async fn build(&mut self, builder: Resource<PgConnectionBuilder>) -> Result<Resource<PgConnection>, wit::Error> {
         let address = self
             .table
             .get(&builder)
@@ -624,11 +545,7 @@ async fn open_async<T>(
     })?;
     let conn = pools.connect(&address).await?;
     accessor.with(|mut access| {
-        access
-            .get()
-            .table
-            .push(conn)
-            .map_err(|_| wit::Error::ConnectionFailed("too many connections".into()))
+        access.get().table.push(conn).map_err(|_| wit::Error::ConnectionFailed("too many connections".into()))
     })
 }
 
@@ -650,10 +567,7 @@ impl<T: Send> wit::HostConnectionBuilderWithStore<T> for SpinHost {
 }
 
 impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
-    async fn open_async(
-        accessor: &Accessor<T, Self>,
-        address: String,
-    ) -> Result<Resource<PgConnection>, wit::Error> {
+    async fn open_async(accessor: &Accessor<T, Self>, address: String) -> Result<Resource<PgConnection>, wit::Error> {
         open_async(accessor, address).await
     }
 
@@ -672,14 +586,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         conn: Resource<PgConnection>,
         statement: String,
         params: Vec<ParameterValue>,
-    ) -> Result<
-        (
-            Vec<Column>,
-            StreamReader<Vec<DbValue>>,
-            FutureReader<Result<(), wit::Error>>,
-        ),
-        wit::Error,
-    > {
+    ) -> Result<(Vec<Column>, StreamReader<Vec<DbValue>>, FutureReader<Result<(), wit::Error>>), wit::Error> {
         let client = accessor.with(|mut access| connection(access.get(), &conn))?;
         let (columns, mut rows) = start_query(&client, &statement, params).await?;
 
@@ -759,10 +666,7 @@ mod tests {
     fn type_mapping() {
         assert!(matches!(data_type(&Type::INT4), DbDataType::Int32));
         assert!(matches!(data_type(&Type::BPCHAR), DbDataType::Str));
-        assert!(matches!(
-            data_type(&Type::TIMESTAMPTZ),
-            DbDataType::Datetime
-        ));
+        assert!(matches!(data_type(&Type::TIMESTAMPTZ), DbDataType::Datetime));
         assert!(matches!(data_type(&Type::NUMERIC), DbDataType::Decimal));
         assert!(matches!(data_type(&Type::INET), DbDataType::Other(ref n) if n == "inet"));
     }
@@ -779,10 +683,7 @@ mod tests {
     #[test]
     fn address_checks_like_spin() {
         let allowed = AllowedHosts::resolve(
-            &[
-                "postgres://db:5433".to_string(),
-                "postgres://other".to_string(),
-            ],
+            &["postgres://db:5433".to_string(), "postgres://other".to_string()],
             &crate::variables::AppVariables::default(),
             &[],
         );
@@ -794,15 +695,10 @@ mod tests {
         // port is tokio-postgres's default when the string has none.
         assert_eq!(
             check("postgres://u:secret@db/shop"),
-            Err(wit::Error::ConnectionFailed(
-                "address postgres://db:5432 is not permitted".into()
-            ))
+            Err(wit::Error::ConnectionFailed("address postgres://db:5432 is not permitted".into()))
         );
         // Every host of a multi-host string must be allowed.
         assert!(check("postgres://u@db:5433,evil:5433/shop").is_err());
-        assert!(matches!(
-            check("postgres://u@db:notaport/shop"),
-            Err(wit::Error::ConnectionFailed(_))
-        ));
+        assert!(matches!(check("postgres://u@db:notaport/shop"), Err(wit::Error::ConnectionFailed(_))));
     }
 }

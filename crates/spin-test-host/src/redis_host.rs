@@ -48,10 +48,7 @@ impl wit::HostConnection for StoreData {
 }
 
 impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
-    async fn open(
-        accessor: &Accessor<T, Self>,
-        address: String,
-    ) -> Result<Resource<RedisConnection>, wit::Error> {
+    async fn open(accessor: &Accessor<T, Self>, address: String) -> Result<Resource<RedisConnection>, wit::Error> {
         // Unresolvable allowed hosts are `other`, a host not allowed is
         // `invalid-address`, as in Spin.
         let allowed = accessor.with(|mut access| {
@@ -59,22 +56,14 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
             data.ctx.allowed_hosts.check_url(&address, "redis")
         });
         if !allowed.map_err(wit::Error::Other)? {
-            tracing::error!(
-                "redis connection to {address:?} is not allowed by allowed_outbound_hosts"
-            );
+            tracing::error!("redis connection to {address:?} is not allowed by allowed_outbound_hosts");
             return Err(wit::Error::InvalidAddress);
         }
-        let client =
-            redis::Client::open(address.as_str()).map_err(|_| wit::Error::InvalidAddress)?;
-        let conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(other)?;
+        let client = redis::Client::open(address.as_str()).map_err(|_| wit::Error::InvalidAddress)?;
+        let conn = client.get_multiplexed_async_connection().await.map_err(other)?;
         accessor.with(|mut access| {
             let data = access.get();
-            data.table
-                .push(RedisConnection { conn })
-                .map_err(|_| wit::Error::TooManyConnections)
+            data.table.push(RedisConnection { conn }).map_err(|_| wit::Error::TooManyConnections)
         })
     }
 
@@ -134,13 +123,9 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         values: Vec<String>,
     ) -> Result<u32, wit::Error> {
         let mut conn = conn_of(accessor, &connection)?;
-        conn.sadd(&key, &values).await.map_err(|e| {
-            if e.kind() == redis::ErrorKind::TypeError {
-                wit::Error::TypeError
-            } else {
-                other(e)
-            }
-        })
+        conn.sadd(&key, &values)
+            .await
+            .map_err(|e| if e.kind() == redis::ErrorKind::TypeError { wit::Error::TypeError } else { other(e) })
     }
 
     async fn smembers(
@@ -185,11 +170,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
 struct Flattened(Vec<wit::RedisResult>);
 
 fn unsupported(what: &str) -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::TypeError,
-        "Could not convert Redis response",
-        what.to_string(),
-    ))
+    redis::RedisError::from((redis::ErrorKind::TypeError, "Could not convert Redis response", what.to_string()))
 }
 
 fn flatten_into(out: &mut Vec<wit::RedisResult>, value: &Value) -> redis::RedisResult<()> {
@@ -212,17 +193,11 @@ fn flatten_into(out: &mut Vec<wit::RedisResult>, value: &Value) -> redis::RedisR
             return Err(unsupported("Redis Attribute type is not supported"));
         }
         Value::VerbatimString { .. } => {
-            return Err(unsupported(
-                "Redis string with format attribute is not supported",
-            ));
+            return Err(unsupported("Redis string with format attribute is not supported"));
         }
         Value::Push { .. } => return Err(unsupported("Redis Pub/Sub types are not supported")),
         Value::ServerError(err) => {
-            return Err(redis::RedisError::from((
-                redis::ErrorKind::ResponseError,
-                "Server error",
-                format!("{err:?}"),
-            )));
+            return Err(redis::RedisError::from((redis::ErrorKind::ResponseError, "Server error", format!("{err:?}"))));
         }
     }
     Ok(())
@@ -255,12 +230,7 @@ mod tests {
                 Value::Array(vec![Value::BulkString(b"a".to_vec()), Value::Nil]),
                 Value::SimpleString("PONG".into()),
             ])),
-            vec![
-                R::Int64(1),
-                R::Binary(b"a".to_vec()),
-                R::Nil,
-                R::Status("PONG".into())
-            ]
+            vec![R::Int64(1), R::Binary(b"a".to_vec()), R::Nil, R::Status("PONG".into())]
         );
         assert_eq!(flat(Value::Boolean(true)), vec![R::Int64(1)]);
         assert_eq!(flat(Value::Double(1.5)), vec![R::Binary(b"1.5".to_vec())]);

@@ -42,12 +42,7 @@ impl RedisComponent {
     pub fn new(ctx: Arc<ComponentContext>, pre: InstancePre<StoreData>) -> anyhow::Result<Self> {
         let pre = SpinTestHostPre::new(pre)
             .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "component {:?} does not export spin:redis/inbound-redis@3.0.0",
-                    ctx.id
-                )
-            })?;
+            .with_context(|| format!("component {:?} does not export spin:redis/inbound-redis@3.0.0", ctx.id))?;
         Ok(Self { ctx, pre })
     }
 }
@@ -84,15 +79,14 @@ impl RedisTrigger {
                 .with_context(|| format!("Redis trigger failed to connect to {server}"))?;
             println!("Active Channels on {server}:");
             for (channel, components) in &sub.channels {
-                pubsub.subscribe(channel).await.with_context(|| {
-                    format!("Redis trigger failed to subscribe to channel {channel:?} on {server}")
-                })?;
+                pubsub
+                    .subscribe(channel)
+                    .await
+                    .with_context(|| format!("Redis trigger failed to subscribe to channel {channel:?} on {server}"))?;
                 println!("\t{server}/{channel}: [{}]", components.join(","));
             }
             let trigger = self.clone();
-            tasks.push(tokio::spawn(async move {
-                trigger.run(server, sub.channels, pubsub).await
-            }));
+            tasks.push(tokio::spawn(async move { trigger.run(server, sub.channels, pubsub).await }));
         }
         Ok(tasks)
     }
@@ -111,29 +105,19 @@ impl RedisTrigger {
         anyhow!("disconnected from {server}")
     }
 
-    async fn handle_message(
-        &self,
-        server: &str,
-        channels: &BTreeMap<String, Vec<String>>,
-        msg: &redis::Msg,
-    ) {
+    async fn handle_message(&self, server: &str, channels: &BTreeMap<String, Vec<String>>, msg: &redis::Msg) {
         let channel = msg.get_channel_name();
         let Some(components) = channels.get(channel) else {
             tracing::error!("message from unexpected channel {channel:?} on {server}");
             return;
         };
         let payload = msg.get_payload_bytes().to_vec();
-        tracing::debug!(
-            "redis message on {server}/{channel} ({} bytes)",
-            payload.len()
-        );
+        tracing::debug!("redis message on {server}/{channel} ({} bytes)", payload.len());
         let calls = components.iter().map(|id| {
             let payload = payload.clone();
             async move {
                 if let Err(e) = self.deliver(id, payload).await {
-                    tracing::error!(
-                        "component {id:?} failed to handle message on {channel:?}: {e:#}"
-                    );
+                    tracing::error!("component {id:?} failed to handle message on {channel:?}: {e:#}");
                 }
             }
         });
@@ -142,26 +126,13 @@ impl RedisTrigger {
 
     /// Runs one message through a fresh instance of the component.
     async fn deliver(&self, id: &str, payload: Vec<u8>) -> anyhow::Result<()> {
-        let component = self
-            .components
-            .get(id)
-            .with_context(|| format!("unknown component {id:?}"))?;
-        let data = StoreData::new(
-            component.ctx.clone(),
-            OutboundHttp::new(component.ctx.clone(), None),
-        );
+        let component = self.components.get(id).with_context(|| format!("unknown component {id:?}"))?;
+        let data = StoreData::new(component.ctx.clone(), OutboundHttp::new(component.ctx.clone(), None));
         let mut store = Store::new(&self.engine, data);
-        let instance = component
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(anyhow::Error::from)?;
+        let instance = component.pre.instantiate_async(&mut store).await.map_err(anyhow::Error::from)?;
         let result = store
             .run_concurrent(async |accessor| {
-                instance
-                    .spin_redis_inbound_redis()
-                    .call_handle_message(accessor, payload)
-                    .await
+                instance.spin_redis_inbound_redis().call_handle_message(accessor, payload).await
             })
             .await
             .map_err(anyhow::Error::from)?

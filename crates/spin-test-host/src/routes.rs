@@ -47,9 +47,7 @@ pub struct RouteMatch {
 
 impl Router {
     /// Builds a router from `(component id, route)` pairs in manifest order.
-    pub fn build<'a>(
-        routes: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> anyhow::Result<(Self, Vec<Duplicate>)> {
+    pub fn build<'a>(routes: impl IntoIterator<Item = (&'a str, &'a str)>) -> anyhow::Result<(Self, Vec<Duplicate>)> {
         // Keep insertion order but let later entries replace earlier ones.
         let mut entries: Vec<(String, &str)> = Vec::new();
         let mut duplicates = Vec::new();
@@ -82,9 +80,9 @@ impl Router {
                 raw_route: raw.to_owned(),
                 display,
             };
-            inner.add(spec.as_str(), handler).map_err(|e| {
-                anyhow!("Error parsing route {based} associated with component {component}: {e}")
-            })?;
+            inner
+                .add(spec.as_str(), handler)
+                .map_err(|e| anyhow!("Error parsing route {based} associated with component {component}: {e}"))?;
         }
         Ok((Self { inner }, duplicates))
     }
@@ -94,10 +92,7 @@ impl Router {
         let m = self.inner.best_match(path)?;
         let handler = m.handler();
         let captures = m.captures();
-        let named = captures
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let named = captures.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         // Spin keeps the trailing slash in the wildcard part, which routefinder drops.
         let trailing = match captures.wildcard() {
             None => String::new(),
@@ -120,20 +115,13 @@ impl Router {
     /// `(component, display route)` pairs for the startup listing, in routing
     /// order; Spin prints them after the base URL (so `/` shows as empty).
     pub fn listing(&self) -> Vec<(String, String)> {
-        self.inner
-            .iter()
-            .map(|(_, h)| (h.component.clone(), h.display.clone()))
-            .collect()
+        self.inner.iter().map(|(_, h)| (h.component.clone(), h.display.clone())).collect()
     }
 }
 
 /// Spin joins the base (`/`) and the route, each with one trailing slash removed.
 fn based_route(raw: &str) -> String {
-    let abs = if raw.starts_with('/') {
-        raw.to_owned()
-    } else {
-        format!("/{raw}")
-    };
+    let abs = if raw.starts_with('/') { raw.to_owned() } else { format!("/{raw}") };
     abs.strip_suffix('/').unwrap_or(&abs).to_owned()
 }
 
@@ -161,26 +149,14 @@ impl RouteMatch {
         path_and_query: &str,
         client_addr: SocketAddr,
     ) -> Vec<(String, String)> {
-        let component_route = self
-            .raw_route
-            .strip_suffix("/...")
-            .unwrap_or(&self.raw_route);
+        let component_route = self.raw_route.strip_suffix("/...").unwrap_or(&self.raw_route);
         let mut headers = vec![
             ("spin-path-info".to_owned(), self.trailing.clone()),
-            (
-                "spin-full-url".to_owned(),
-                format!("{scheme}://{host}{path_and_query}"),
-            ),
+            ("spin-full-url".to_owned(), format!("{scheme}://{host}{path_and_query}")),
             ("spin-matched-route".to_owned(), self.based_route.clone()),
             ("spin-base-path".to_owned(), "/".to_owned()),
-            (
-                "spin-raw-component-route".to_owned(),
-                self.raw_route.clone(),
-            ),
-            (
-                "spin-component-route".to_owned(),
-                component_route.to_owned(),
-            ),
+            ("spin-raw-component-route".to_owned(), self.raw_route.clone()),
+            ("spin-component-route".to_owned(), component_route.to_owned()),
             ("spin-client-addr".to_owned(), client_addr.to_string()),
         ];
         for (name, value) in &self.named {
@@ -220,10 +196,7 @@ mod tests {
         ]);
         assert_eq!(component(&r, "/items/special").as_deref(), Some("special"));
         assert_eq!(component(&r, "/items/42").as_deref(), Some("item"));
-        assert_eq!(
-            component(&r, "/items/42/reviews/7").as_deref(),
-            Some("deep")
-        );
+        assert_eq!(component(&r, "/items/42/reviews/7").as_deref(), Some("deep"));
         assert_eq!(component(&r, "/items/42/other").as_deref(), Some("items"));
         assert_eq!(component(&r, "/items").as_deref(), Some("items"));
         assert_eq!(component(&r, "/elsewhere").as_deref(), Some("catchall"));
@@ -244,14 +217,7 @@ mod tests {
         let (r, dups) = Router::build([("a", "/foo/"), ("b", "/bar"), ("c", "/bar")]).unwrap();
         assert_eq!(component(&r, "/foo").as_deref(), Some("a"));
         assert_eq!(component(&r, "/bar").as_deref(), Some("c"));
-        assert_eq!(
-            dups,
-            vec![Duplicate {
-                route: "/bar".into(),
-                replaced: "b".into(),
-                effective: "c".into()
-            }]
-        );
+        assert_eq!(dups, vec![Duplicate { route: "/bar".into(), replaced: "b".into(), effective: "c".into() }]);
     }
 
     #[test]
@@ -261,10 +227,7 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:8777".parse().unwrap();
         let h = m.spin_headers("https", "fermyon.dev", "/foo/bar?key1=value1", addr);
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        assert_eq!(
-            get("spin-full-url"),
-            Some("https://fermyon.dev/foo/bar?key1=value1")
-        );
+        assert_eq!(get("spin-full-url"), Some("https://fermyon.dev/foo/bar?key1=value1"));
         assert_eq!(get("spin-path-info"), Some("/bar"));
         assert_eq!(get("spin-matched-route"), Some("/foo/..."));
         assert_eq!(get("spin-base-path"), Some("/"));
@@ -336,20 +299,12 @@ mod tests {
     #[test]
     fn synthetic_match_for_chaining() {
         let m = RouteMatch::synthetic("probe", "/echo/x");
-        let h = m.spin_headers(
-            "http",
-            "probe.spin.internal",
-            "/echo/x?a=1",
-            "0.0.0.0:0".parse().unwrap(),
-        );
+        let h = m.spin_headers("http", "probe.spin.internal", "/echo/x?a=1", "0.0.0.0:0".parse().unwrap());
         let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("spin-path-info"), Some("/echo/x"));
         assert_eq!(get("spin-matched-route"), Some("/..."));
         assert_eq!(get("spin-component-route"), Some(""));
-        assert_eq!(
-            get("spin-full-url"),
-            Some("http://probe.spin.internal/echo/x?a=1")
-        );
+        assert_eq!(get("spin-full-url"), Some("http://probe.spin.internal/echo/x?a=1"));
         assert_eq!(get("spin-client-addr"), Some("0.0.0.0:0"));
     }
 }

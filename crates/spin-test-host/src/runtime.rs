@@ -69,31 +69,18 @@ impl StoreData {
         for (k, v) in &ctx.environment {
             wasi.env(k, v);
         }
-        Self {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            outbound_http,
-            ctx,
-        }
+        Self { table: ResourceTable::new(), wasi: wasi.build(), http: WasiHttpCtx::new(), outbound_http, ctx }
     }
 
     /// The `wasi:http` view, as the handler machinery wants it.
     pub fn http_view(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.outbound_http,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound_http }
     }
 }
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -161,9 +148,7 @@ pub fn prepare(
             tracing::warn!(
                 "component {id:?} has imports this host does not provide; they will trap if called: {first}"
             );
-            linker
-                .define_unknown_imports_as_traps(&component)
-                .map_err(anyhow::Error::from)?;
+            linker.define_unknown_imports_as_traps(&component).map_err(anyhow::Error::from)?;
             linker
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)

@@ -37,8 +37,7 @@ impl Template {
                     bail!("invalid template {text:?}: unmatched '{{{{'");
                 };
                 let name = expr.trim();
-                validate_variable_name(name)
-                    .map_err(|e| anyhow!("invalid template {text:?}: {e}"))?;
+                validate_variable_name(name).map_err(|e| anyhow!("invalid template {text:?}: {e}"))?;
                 parts.push(Part::Expr(name.to_owned()));
                 rest = after;
             } else {
@@ -64,10 +63,7 @@ impl Template {
     }
 
     /// Renders the template, looking each variable up with `lookup`.
-    pub fn render(
-        &self,
-        mut lookup: impl FnMut(&str) -> anyhow::Result<String>,
-    ) -> anyhow::Result<String> {
+    pub fn render(&self, mut lookup: impl FnMut(&str) -> anyhow::Result<String>) -> anyhow::Result<String> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -84,10 +80,7 @@ impl Template {
 pub fn validate_variable_name(name: &str) -> anyhow::Result<()> {
     let reason = if name.is_empty() {
         "must not be empty"
-    } else if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
+    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
         "may contain only lower-case letters, numbers, and underscores"
     } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         "must start with a lowercase ASCII letter"
@@ -142,10 +135,7 @@ impl AppVariables {
     /// Renders a template against the application variables.
     pub fn render(&self, template: &Template) -> anyhow::Result<String> {
         template.render(|name| {
-            self.values
-                .get(name)
-                .cloned()
-                .ok_or_else(|| anyhow!("undefined application variable {name:?}"))
+            self.values.get(name).cloned().ok_or_else(|| anyhow!("undefined application variable {name:?}"))
         })
     }
 
@@ -179,18 +169,16 @@ impl ComponentVariables {
                 .map_err(|e| anyhow!("component {:?} variable {name:?}: {e}", component.id))?;
             resolved.insert(name.clone(), value);
         }
-        Ok(Self {
-            component_id: component.id.clone(),
-            resolved: Arc::new(resolved),
-        })
+        Ok(Self { component_id: component.id.clone(), resolved: Arc::new(resolved) })
     }
 
     /// `spin:variables/variables.get` semantics.
     pub fn get(&self, name: &str) -> Result<String, GetError> {
         validate_variable_name(name).map_err(|e| GetError::InvalidName(e.to_string()))?;
-        self.resolved.get(name).cloned().ok_or_else(|| {
-            GetError::Undefined(format!("no variable for {:?}.{name:?}", self.component_id))
-        })
+        self.resolved
+            .get(name)
+            .cloned()
+            .ok_or_else(|| GetError::Undefined(format!("no variable for {:?}.{name:?}", self.component_id)))
     }
 }
 
@@ -205,9 +193,7 @@ mod tests {
         let t = Template::parse("redis://{{ host }}:{{port}}/x").unwrap();
         assert!(!t.is_literal());
         assert_eq!(t.references().collect::<Vec<_>>(), ["host", "port"]);
-        let out = t
-            .render(|n| Ok(if n == "host" { "h".into() } else { "1".into() }))
-            .unwrap();
+        let out = t.render(|n| Ok(if n == "host" { "h".into() } else { "1".into() })).unwrap();
         assert_eq!(out, "redis://h:1/x");
         assert!(Template::parse("plain").unwrap().is_literal());
         assert!(Template::parse("").unwrap().is_literal());
@@ -260,9 +246,7 @@ variables = { message = "{{ greeting }}, {{ token }}!", plain = "x" }
         let cv = ComponentVariables::new(&app.components["c"], &vars).unwrap();
         assert_eq!(cv.get("message").unwrap(), "hello, z!");
 
-        let err = AppVariables::resolve(&app, |_| None)
-            .unwrap_err()
-            .to_string();
+        let err = AppVariables::resolve(&app, |_| None).unwrap_err().to_string();
         assert!(err.contains("SPIN_VARIABLE_TOKEN"), "{err}");
     }
 }

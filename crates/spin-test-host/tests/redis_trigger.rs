@@ -13,9 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{
-    HostProcess, RedisServer, authority, built_wasm, crate_dir, free_port, redis, write_manifest,
-};
+use common::{HostProcess, RedisServer, authority, built_wasm, crate_dir, free_port, redis, write_manifest};
 
 fn wasm() -> PathBuf {
     built_wasm("spin_test_host_probe_redis.wasm", "spin-test-host-probe-redis")
@@ -42,10 +40,7 @@ impl Drop for Host {
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -101,21 +96,14 @@ fn messages_in_order_without_redelivery_and_no_reconnect() {
     });
     let mut lines = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("host did not become ready");
+        let line = rx.recv_timeout(Duration::from_secs(120)).expect("host did not become ready");
         let ready = line.contains("is ready");
         lines.push(line);
         if ready {
             break;
         }
     }
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(&format!("/{channel}: [listener]"))),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.contains(&format!("/{channel}: [listener]"))), "{lines:?}");
 
     for m in ["one", "fail", "trap", "two"] {
         assert!(redis(&addr, &["PUBLISH", &channel, m]).starts_with(":1"));
@@ -126,10 +114,7 @@ fn messages_in_order_without_redelivery_and_no_reconnect() {
 
     // Drop the subscriber's connection (only ours: the pub/sub clients that
     // appeared with the host): as Spin, the host does not reconnect, it ends.
-    let ours: Vec<String> = pubsub_client_ids(&addr)
-        .into_iter()
-        .filter(|id| !before.contains(id))
-        .collect();
+    let ours: Vec<String> = pubsub_client_ids(&addr).into_iter().filter(|id| !before.contains(id)).collect();
     assert!(!ours.is_empty(), "no pub/sub connection of the host found");
     for id in &ours {
         redis(&addr, &["CLIENT", "KILL", "ID", id]);
@@ -139,10 +124,7 @@ fn messages_in_order_without_redelivery_and_no_reconnect() {
         if let Some(status) = host.0.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the host still runs after its Redis connection dropped"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "the host still runs after its Redis connection dropped");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success(), "{status}");
@@ -179,9 +161,7 @@ fn redis_manifest(redis_addr: &str, with_http: bool) -> String {
 
 /// Publishes `message` on `channel` until a subscriber receives it.
 fn publish_until_received(addr: &str, channel: &str, message: &str) {
-    wait_for("a subscriber", || {
-        redis(addr, &["PUBLISH", channel, message]).starts_with(":1")
-    });
+    wait_for("a subscriber", || redis(addr, &["PUBLISH", channel, message]).starts_with(":1"));
 }
 
 #[test]
@@ -200,38 +180,19 @@ fn a_dropped_redis_connection_ends_the_process() {
     let mut host = HostProcess::spawn(
         &manifest,
         &["--listen", &listen],
-        &[
-            ("SPIN_VARIABLE_REDIS_URL", &server.url()),
-            ("SPIN_VARIABLE_CHANNEL", channel),
-            ("SPIN_VARIABLE_LIST", list),
-        ],
+        &[("SPIN_VARIABLE_REDIS_URL", &server.url()), ("SPIN_VARIABLE_CHANNEL", channel), ("SPIN_VARIABLE_LIST", list)],
     );
     host.wait_for_stdout("is ready", Duration::from_secs(120));
     publish_until_received(&addr, channel, "one");
-    wait_for("the message", || {
-        redis(&addr, &["LRANGE", list, "0", "-1"]).contains("one")
-    });
+    wait_for("the message", || redis(&addr, &["LRANGE", list, "0", "-1"]).contains("one"));
 
     server.kill();
-    let status = host
-        .wait_exit(Duration::from_secs(5))
-        .expect("the host still runs 5 s after its Redis went away");
+    let status = host.wait_exit(Duration::from_secs(5)).expect("the host still runs 5 s after its Redis went away");
     assert_eq!(status.code(), Some(1), "{status}");
     let stderr = host.stderr_text();
     assert!(stderr.contains("Trigger executor failed"), "{stderr}");
-    assert!(
-        host.stderr
-            .iter()
-            .any(|l| l == &format!("Error: disconnected from {addr}")),
-        "{stderr}"
-    );
-    assert!(
-        host.stdout
-            .iter()
-            .any(|l| l == "A trigger exited unexpectedly. Terminating."),
-        "{:?}",
-        host.stdout
-    );
+    assert!(host.stderr.iter().any(|l| l == &format!("Error: disconnected from {addr}")), "{stderr}");
+    assert!(host.stdout.iter().any(|l| l == "A trigger exited unexpectedly. Terminating."), "{:?}", host.stdout);
     // And the HTTP side is gone with it.
     assert!(std::net::TcpStream::connect(&listen).is_err());
 }
@@ -254,24 +215,13 @@ fn a_redis_only_selection_runs_without_http_options() {
     // `-c listener` leaves only the Redis trigger: no HTTP server, no --listen.
     let mut host = HostProcess::spawn(&manifest, &["-c", "listener"], &env);
     host.wait_for_stdout("is ready", Duration::from_secs(120));
-    assert!(
-        !host.stdout.iter().any(|l| l.contains("Serving")),
-        "{:?}",
-        host.stdout
-    );
+    assert!(!host.stdout.iter().any(|l| l.contains("Serving")), "{:?}", host.stdout);
     publish_until_received(&addr, "events", "one");
-    wait_for("the message", || {
-        redis(&addr, &["LRANGE", "received", "0", "-1"]).contains("one")
-    });
+    wait_for("the message", || redis(&addr, &["LRANGE", "received", "0", "-1"]).contains("one"));
     server.kill();
-    let status = host
-        .wait_exit(Duration::from_secs(5))
-        .expect("the host still runs 5 s after its Redis went away");
+    let status = host.wait_exit(Duration::from_secs(5)).expect("the host still runs 5 s after its Redis went away");
     assert_eq!(status.code(), Some(1), "{status}");
-    assert!(
-        host.stderr_text()
-            .contains(&format!("Error: disconnected from {addr}"))
-    );
+    assert!(host.stderr_text().contains(&format!("Error: disconnected from {addr}")));
     // A single trigger type: no "Terminating" line (that is spin up's, for several).
     assert!(!host.stdout.iter().any(|l| l.contains("Terminating")));
 }
@@ -286,17 +236,10 @@ fn a_templated_chaining_host_does_not_stop_the_redis_trigger() {
     // not count as service chaining: the Redis trigger starts.
     let text = redis_manifest(&server.addr(), false).replace(
         &format!("allowed_outbound_hosts = [\"redis://{}\"]", server.addr()),
-        &format!(
-            "allowed_outbound_hosts = [\"redis://{}\", \"http://{{{{ list }}}}.spin.internal\"]",
-            server.addr()
-        ),
+        &format!("allowed_outbound_hosts = [\"redis://{}\", \"http://{{{{ list }}}}.spin.internal\"]", server.addr()),
     );
     assert!(text.contains("spin.internal"));
     let manifest = write_manifest(&text);
-    let mut host = HostProcess::spawn(
-        &manifest,
-        &[],
-        &[("SPIN_VARIABLE_REDIS_URL", &server.url())],
-    );
+    let mut host = HostProcess::spawn(&manifest, &[], &[("SPIN_VARIABLE_REDIS_URL", &server.url())]);
     host.wait_for_stdout("is ready", Duration::from_secs(120));
 }

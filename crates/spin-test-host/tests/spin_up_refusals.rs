@@ -15,18 +15,11 @@ mod common;
 use common::{HostProcess, built_wasm, free_port, write_manifest};
 
 fn probe() -> String {
-    built_wasm("spin_test_host_probe.wasm", "spin-test-host-probe")
-        .display()
-        .to_string()
+    built_wasm("spin_test_host_probe.wasm", "spin-test-host-probe").display().to_string()
 }
 
 fn probe_redis() -> String {
-    built_wasm(
-        "spin_test_host_probe_redis.wasm",
-        "spin-test-host-probe-redis",
-    )
-    .display()
-    .to_string()
+    built_wasm("spin_test_host_probe_redis.wasm", "spin-test-host-probe-redis").display().to_string()
 }
 
 /// Three HTTP components made of the probe (`front` chains to `back`;
@@ -98,11 +91,7 @@ fn stderr(out: &Output) -> String {
 fn get(port: u16, path: &str) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     raw.split(' ').nth(1).unwrap().parse().unwrap()
@@ -115,11 +104,7 @@ fn component_id_keeps_only_the_named_components() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let path = write_manifest(&app("[]"));
-    let mut host = HostProcess::spawn(
-        &path,
-        &["-c", "front", "--component-id", "back", "--listen", &listen],
-        &[],
-    );
+    let mut host = HostProcess::spawn(&path, &["-c", "front", "--component-id", "back", "--listen", &listen], &[]);
     host.wait_for_stdout("is ready", Duration::from_secs(120));
     assert!(host.stdout.iter().any(|l| l.starts_with("  front: ")));
     assert!(host.stdout.iter().any(|l| l.starts_with("  back: ")));
@@ -141,16 +126,12 @@ fn component_id_keeps_only_the_named_components() {
 #[test]
 fn component_id_refusals_have_spins_words() {
     let text = app("[]");
-    let context =
-        "Error: failed to resolve application with only components selected with --component";
+    let context = "Error: failed to resolve application with only components selected with --component";
 
     let out = run(&text, &["-c", "back", "-c", "nope"]);
     let err = stderr(&out);
     assert!(err.starts_with(context), "{err}");
-    assert!(
-        err.contains("Caused by:\n      Specified component \"nope\" not found in application"),
-        "{err}"
-    );
+    assert!(err.contains("Caused by:\n      Specified component \"nope\" not found in application"), "{err}");
     assert_eq!(out.status.code(), Some(1));
 
     // `front` chains to `back` (the templated entry is not looked at, as in Spin).
@@ -164,10 +145,7 @@ fn component_id_refusals_have_spins_words() {
         "{err}"
     );
 
-    let wildcard = text.replace(
-        "\"http://back.spin.internal\", ",
-        "\"http://*.spin.internal\", ",
-    );
+    let wildcard = text.replace("\"http://back.spin.internal\", ", "\"http://*.spin.internal\", ");
     let err = stderr(&run(&wildcard, &["-c", "front", "-c", "back"]));
     assert!(
         err.contains(
@@ -194,10 +172,7 @@ fn http_options_are_refused_without_an_http_trigger() {
         let out = run(&text, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr(&out);
-        assert!(
-            err.starts_with(&format!("error: unexpected argument '{}' found", args[2])),
-            "{err}"
-        );
+        assert!(err.starts_with(&format!("error: unexpected argument '{}' found", args[2])), "{err}");
     }
 }
 
@@ -224,20 +199,11 @@ fn a_redis_component_that_needs_service_chaining_is_refused() {
 
     // The listener alone (it may name itself; naming an unselected component is
     // refused earlier, by `-c`): the same error, one trigger type, no "Terminating".
-    let out = run(
-        &app(r#"["http://listener.spin.internal"]"#),
-        &["-c", "listener"],
-    );
+    let out = run(&app(r#"["http://listener.spin.internal"]"#), &["-c", "listener"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.lines().any(|l| l == message), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(terminating));
-    let err = stderr(&run(
-        &app(r#"["http://back.spin.internal"]"#),
-        &["-c", "listener"],
-    ));
-    assert!(
-        err.contains("cannot use service chaining to unselected component"),
-        "{err}"
-    );
+    let err = stderr(&run(&app(r#"["http://back.spin.internal"]"#), &["-c", "listener"]));
+    assert!(err.contains("cannot use service chaining to unselected component"), "{err}");
 }

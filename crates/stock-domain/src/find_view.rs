@@ -164,7 +164,8 @@ impl Lookup {
             return Some(Self::Hit { stock: stock.parse().ok()?, price: price.parse().ok()? });
         }
         let (epoch, stamp) = reply.strip_prefix('M')?.split_once(':')?;
-        (is_counter(epoch) && is_counter(stamp)).then(|| Self::Miss { epoch: epoch.to_string(), stamp: stamp.to_string() })
+        (is_counter(epoch) && is_counter(stamp))
+            .then(|| Self::Miss { epoch: epoch.to_string(), stamp: stamp.to_string() })
     }
 }
 
@@ -227,7 +228,14 @@ mod tests {
         assert_eq!(populate_chunks(0).count(), 0);
         assert_eq!(populate_chunks(3).collect::<Vec<_>>(), vec![(0, 3)]);
         let chunks: Vec<_> = populate_chunks(2 * POPULATE_CHUNK + 1).collect();
-        assert_eq!(chunks, vec![(0, POPULATE_CHUNK), (POPULATE_CHUNK, 2 * POPULATE_CHUNK), (2 * POPULATE_CHUNK, 2 * POPULATE_CHUNK + 1)]);
+        assert_eq!(
+            chunks,
+            vec![
+                (0, POPULATE_CHUNK),
+                (POPULATE_CHUNK, 2 * POPULATE_CHUNK),
+                (2 * POPULATE_CHUNK, 2 * POPULATE_CHUNK + 1)
+            ]
+        );
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub struct ReserveRequest {
 
 impl ReserveRequest {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let req: ReserveRequest = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("body must be {{\"items\": [[item_id, quantity], ...]}}: {e}")))?;
+        let req: ReserveRequest = serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!("body must be {{\"items\": [[item_id, quantity], ...]}}: {e}"))
+        })?;
         req.validate()?;
         Ok(req)
     }
@@ -89,7 +90,9 @@ pub struct SagaLines {
 impl SagaLines {
     fn parse(entry: serde_json::Value) -> Result<Self, ApiError> {
         let saga: SagaReservation = serde_json::from_value(entry).map_err(|e| {
-            ApiError::BadRequest(format!("a saga must be {{\"saga_id\": id, \"items\": [[item_id, quantity], ...]}}: {e}"))
+            ApiError::BadRequest(format!(
+                "a saga must be {{\"saga_id\": id, \"items\": [[item_id, quantity], ...]}}: {e}"
+            ))
         })?;
         parse_id("saga_id", &saga.saga_id)?;
         saga.lines.validate()?;
@@ -194,7 +197,8 @@ mod tests {
 
     #[test]
     fn columns_sum_repeated_items_and_sort_ids_bytewise() {
-        let req = ReserveRequest::parse(br#"{"items": [["b", 1], ["a_1", 2], ["b", 3], ["A", 1], ["a-1", 1]]}"#).unwrap();
+        let req =
+            ReserveRequest::parse(br#"{"items": [["b", 1], ["a_1", 2], ["b", 3], ["A", 1], ["a-1", 1]]}"#).unwrap();
         let (items, quantities) = req.columns().unwrap();
         let items: Vec<_> = items.into_iter().map(Option::unwrap).collect();
         assert_eq!(items, ["A", "a-1", "a_1", "b"]);
@@ -241,7 +245,12 @@ mod tests {
         let statuses: Vec<u16> = answers.iter().map(|a| a.as_ref().map_or_else(|e| e.status(), |()| 200)).collect();
         assert_eq!(statuses, [200, 400, 400, 400, 400, 400, 400, 409]);
         let message = |i: usize| answers[i].clone().unwrap_err().message();
-        assert!(message(4).contains("too large") && message(5).contains("at most 1000"), "{} / {}", message(4), message(5));
+        assert!(
+            message(4).contains("too large") && message(5).contains("at most 1000"),
+            "{} / {}",
+            message(4),
+            message(5)
+        );
         assert_eq!(batch.answers(&["reserved".into()]).unwrap_err().status(), 500, "a count that does not match");
     }
 

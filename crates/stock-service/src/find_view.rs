@@ -40,7 +40,8 @@ pub async fn offer(looked_up: Instant, item_id: &str, epoch: &str, stamp: &str, 
     if looked_up.elapsed() > Duration::from_millis(MAX_OFFER_DELAY_MS) {
         return;
     }
-    let argv = [item_id, epoch, stamp, &stock.to_string(), &price.to_string(), &ENTRY_TTL_SECONDS.to_string()].map(str::to_string);
+    let argv = [item_id, epoch, stamp, &stock.to_string(), &price.to_string(), &ENTRY_TTL_SECONDS.to_string()]
+        .map(str::to_string);
     if let Err(e) = eval_text(OFFER, &argv, true).await {
         eprintln!("stock view offer skipped for {item_id}: {e}");
     }
@@ -73,14 +74,27 @@ pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<
 
 /// Runs `batch` (a statement that sets items "0".."n-1" to `stock` and `price`) inside the batch
 /// protocol, then stores those items' entries.
-pub async fn batch<T>(n: i64, stock: i64, price: i64, batch: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+pub async fn batch<T>(
+    n: i64,
+    stock: i64,
+    price: i64,
+    batch: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     let reply = eval_text(FREEZE, &[FREEZE_MS.to_string()], false).await?;
     let freeze = reply.as_deref().and_then(Freeze::parse);
     let result = batch.await;
     if let (Ok(_), Some(freeze)) = (&result, &freeze) {
         for (from, to) in populate_chunks(n) {
-            let argv = [&freeze.tick, &freeze.epoch, &ENTRY_TTL_SECONDS.to_string(), &stock.to_string(), &price.to_string(), &from.to_string(), &to.to_string()]
-                .map(|s| s.to_string());
+            let argv = [
+                &freeze.tick,
+                &freeze.epoch,
+                &ENTRY_TTL_SECONDS.to_string(),
+                &stock.to_string(),
+                &price.to_string(),
+                &from.to_string(),
+                &to.to_string(),
+            ]
+            .map(|s| s.to_string());
             if let Err(e) = eval_text(POPULATE, &argv, true).await {
                 eprintln!("stock view: populating items {from}..{to} skipped: {e}");
                 break;

@@ -8,12 +8,14 @@
 mod find_view;
 
 use market_core::ApiError;
-use spin_kit::stores::{create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write};
+use spin_kit::stores::{
+    create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write,
+};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
+use stock_domain::find_view::{Lookup, distinct_ids};
 use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
 use stock_domain::reservation::{ReserveManyRequest, ReserveRequest, StepOutcome};
-use stock_domain::find_view::{Lookup, distinct_ids};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
 /// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
@@ -85,7 +87,8 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     let saga_id = market_core::parse_id("saga_id", route::param(&req, "saga_id")?)?.to_string();
     let (items, quantities) = ReserveRequest::parse(&spin_kit::body::bytes(req).await?)?.columns()?;
     let ids = distinct_ids(items.iter().flatten().map(String::as_str));
-    let params = vec![ParameterValue::Str(saga_id), ParameterValue::ArrayStr(items), ParameterValue::ArrayInt64(quantities)];
+    let params =
+        vec![ParameterValue::Str(saga_id), ParameterValue::ArrayStr(items), ParameterValue::ArrayInt64(quantities)];
     match StepOutcome::parse(&find_view::writing(&ids, query_text(sql::RESERVE, params, "outcome")).await?) {
         StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
         _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
@@ -140,7 +143,10 @@ pub async fn release(req: Request) -> Result<Reply, ApiError> {
 }
 
 /// Applies one of the single-statement changes; `Ok(None)` when no row matched.
-async fn change_stock(statement: &str, change: &StockChange<'_>) -> Result<Result<Option<Item>, spin_sdk::pg::Error>, ApiError> {
+async fn change_stock(
+    statement: &str,
+    change: &StockChange<'_>,
+) -> Result<Result<Option<Item>, spin_sdk::pg::Error>, ApiError> {
     let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
     let result = find_view::writing(&[change.item_id.to_string()], run(statement, params)).await?;
     Ok(match result {

@@ -125,7 +125,11 @@ impl App {
             (PathBuf::from("spin"), "spin")
         } else {
             let host = root.join("target/release/spin-test-host");
-            assert!(host.exists(), "{} is missing: build it with `cargo build --release -p spin-test-host` (or run ./dev test)", host.display());
+            assert!(
+                host.exists(),
+                "{} is missing: build it with `cargo build --release -p spin-test-host` (or run ./dev test)",
+                host.display()
+            );
             (host, "host")
         };
         let runner_program = runner_program.to_string_lossy().into_owned();
@@ -139,7 +143,8 @@ impl App {
             ["--runner", &runner_program, "--listen", &listen].iter().map(|s| s.to_string()).collect();
         args.extend(extra_args.iter().map(|s| s.to_string()));
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let launch = Launch { program: root.join("infra/serve-http"), args, env: env.clone(), dir: root.clone(), runner };
+        let launch =
+            Launch { program: root.join("infra/serve-http"), args, env: env.clone(), dir: root.clone(), runner };
         let pid = spawn_tied_to_this_process(&launch, &log);
         env.push(("SPIN_VARIABLE_APP_HTTP_HOST".into(), listen.clone()));
         let worker = Launch {
@@ -156,8 +161,15 @@ impl App {
             .timeout_global(Some(Duration::from_secs(120)))
             .build()
             .into();
-        let app =
-            App { base: format!("http://{listen}"), agent, log, launch, pid: Mutex::new(pid), worker_log, worker_supervisor };
+        let app = App {
+            base: format!("http://{listen}"),
+            agent,
+            log,
+            launch,
+            pid: Mutex::new(pid),
+            worker_log,
+            worker_supervisor,
+        };
         app.wait_until_ready(runner);
         app
     }
@@ -370,7 +382,8 @@ pub fn sql(statement: &str) -> Vec<String> {
 
 /// Runs `infra/stores redis-cli <args>` and returns its output lines; panics if it fails.
 pub fn redis_cli(args: &[&str]) -> Vec<String> {
-    let out = Command::new(repo_root().join("infra/stores")).arg("redis-cli").args(args).output().expect("infra/stores runs");
+    let out =
+        Command::new(repo_root().join("infra/stores")).arg("redis-cli").args(args).output().expect("infra/stores runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "redis-cli {args:?} failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
     stdout.lines().map(str::to_string).collect()

@@ -91,7 +91,8 @@ fn reserve_one_by_one(items: &[(String, &str)], prefix: &str) -> Vec<String> {
         .map(|(name, lines)| {
             let ids: Vec<&str> = lines.iter().map(|(l, _)| id_of(items, l)).collect();
             let quantities: Vec<i64> = lines.iter().map(|(_, q)| *q).collect();
-            let outcome = sql(&format!("SELECT stock.reserve('{prefix}-{name}', {}, {})", texts(&ids), numbers(&quantities)));
+            let outcome =
+                sql(&format!("SELECT stock.reserve('{prefix}-{name}', {}, {})", texts(&ids), numbers(&quantities)));
             format!("{name}={}", labelled(&outcome[0], items))
         })
         .collect()
@@ -133,7 +134,14 @@ fn reserve_many_answers_each_saga_as_reserve_would_in_turn() {
 
     assert_eq!(
         reservations(&batch_items, &batch_prefix),
-        ["s1 reserved ", "s2 refused out of stock: B", "s3 reserved ", "s4 refused unknown item: U", "s5 refused out of stock: A", "s6 reserved "]
+        [
+            "s1 reserved ",
+            "s2 refused out of stock: B",
+            "s3 reserved ",
+            "s4 refused unknown item: U",
+            "s5 refused out of stock: A",
+            "s6 reserved "
+        ]
     );
     assert_eq!(reservations(&single_items, &single_prefix), reservations(&batch_items, &batch_prefix));
     for items in [&batch_items, &single_items] {
@@ -209,7 +217,16 @@ fn charge_many_answers_each_saga_as_charge_would_in_turn() {
     let batch_prefix = format!("cm-{}", batch_users[0].0);
     let single_prefix = format!("c1-{}", single_users[0].0);
 
-    let expected = ["c1=charged", "c2=refused", "c3=charged", "c4=refused", "c5=unknown_user", "c1=charged", "c5=refused", "c6=charged"];
+    let expected = [
+        "c1=charged",
+        "c2=refused",
+        "c3=charged",
+        "c4=refused",
+        "c5=unknown_user",
+        "c1=charged",
+        "c5=refused",
+        "c6=charged",
+    ];
     let batch = charge_as_batch(&batch_users, &batch_prefix);
     assert_eq!(batch, expected);
     assert_eq!(charge_one_by_one(&single_users, &single_prefix), batch, "a batch answers as single calls in turn");

@@ -168,7 +168,11 @@ fn wdm_consistency_exactly_the_stock_is_sold_and_nothing_else_changes() {
     let orders: Vec<String> = in_parallel(16, &users, |u| app().new_order(u, &[(&item, 1)]));
     let replies = in_parallel(128, &orders, |o| app().post(&format!("/orders/checkout/{o}")));
     let ok: Vec<usize> = (0..replies.len()).filter(|&i| replies[i].status == 200).collect();
-    assert!(replies.iter().all(|r| r.status == 200 || r.status == 409), "only paid or refused: {:?}", replies.iter().find(|r| r.status != 200 && r.status != 409));
+    assert!(
+        replies.iter().all(|r| r.status == 200 || r.status == 409),
+        "only paid or refused: {:?}",
+        replies.iter().find(|r| r.status != 200 && r.status != 409)
+    );
     assert_eq!(ok.len(), 100, "exactly the stock is sold");
     assert_eq!(app().stock_of(&item).0, 0);
     let credits = in_parallel(16, &users, |u| app().credit_of(u));
@@ -237,7 +241,19 @@ fn a_checkout_started_from_an_old_or_missing_plan_copy_pays_for_the_order_as_it_
     let user = app().new_user(100);
     let order = app().new_order(&user, &[(&item, 1)]);
     let old_copy = serde_json::json!({ "order_id": order, "generation": 0, "user_id": user, "items": [], "total": 0 });
-    e2e::stores(&["redis-cli", "-n", "1", "HSET", &format!("orders:plan:{order}"), "g", "0", "n", "0", "p", &old_copy.to_string()]);
+    e2e::stores(&[
+        "redis-cli",
+        "-n",
+        "1",
+        "HSET",
+        &format!("orders:plan:{order}"),
+        "g",
+        "0",
+        "n",
+        "0",
+        "p",
+        &old_copy.to_string(),
+    ]);
     let paid = app().post(&format!("/orders/checkout/{order}"));
     assert_eq!(paid.status, 200, "{paid:?}");
     assert_eq!(app().order(&order)["paid"], true);

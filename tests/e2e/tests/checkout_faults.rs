@@ -49,9 +49,10 @@ fn scenario(fault: impl FnOnce(&App) + Send) -> Vec<Option<Reply>> {
     while !running.is_empty() {
         assert!(Instant::now() < deadline, "{} sagas still running after {RECOVERY_LIMIT:?}", running.len());
         std::thread::sleep(Duration::from_millis(250));
-        running.retain(|o| app.try_request("GET", &format!("/orders/checkout/{o}/status")).map_or(true, |r| {
-            r.status != 200 || r.json()["saga"]["state"] == "running"
-        }));
+        running.retain(|o| {
+            app.try_request("GET", &format!("/orders/checkout/{o}/status"))
+                .map_or(true, |r| r.status != 200 || r.json()["saga"]["state"] == "running")
+        });
     }
 
     let paid: Vec<bool> = in_parallel(16, &orders, |o| app.order(o)["paid"].as_bool().expect("paid"));
@@ -93,7 +94,9 @@ fn redis_restarted_mid_run() {
         for path in ["/stock/find/some-item", "/orders/checkout/some-order", "/payment/create_user"] {
             let method = if path.starts_with("/stock/find") { "GET" } else { "POST" };
             let started = Instant::now();
-            let reply = app.try_request(method, path).unwrap_or_else(|e| panic!("{method} {path}: no answer while Redis is down: {e}"));
+            let reply = app
+                .try_request(method, path)
+                .unwrap_or_else(|e| panic!("{method} {path}: no answer while Redis is down: {e}"));
             if reply.status >= 500 || path.starts_with("/orders/checkout") {
                 assert_eq!(reply.status, 503, "{method} {path} while Redis is down: {reply:?}");
                 assert_eq!(reply.json()["error"], "unavailable", "{method} {path}: {reply:?}");
@@ -105,7 +108,11 @@ fn redis_restarted_mid_run() {
         assert!(app.http_process_alive(), "the HTTP process ended with Redis; its log:\n{}", app.log_text());
         let deadline = Instant::now() + Duration::from_secs(30);
         while worker_ends(app) == ends_before {
-            assert!(Instant::now() < deadline, "the worker process did not end with its Redis connection:\n{}", app.worker_log_text());
+            assert!(
+                Instant::now() < deadline,
+                "the worker process did not end with its Redis connection:\n{}",
+                app.worker_log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         assert!(app.worker_supervisor_alive(), "the worker's supervisor ended:\n{}", app.worker_log_text());
@@ -129,6 +136,9 @@ fn batch_leader_dead_with_the_lock_and_its_sagas_mid_run() {
         stores(&["redis-cli", "-n", "1", "DEL", "orders:fwd:queue"]);
     });
     let statuses: Vec<Option<u16>> = replies.iter().map(|r| r.as_ref().map(|r| r.status)).collect();
-    assert!(statuses.iter().all(|s| matches!(s, Some(200) | Some(409))), "every checkout answered 200 or 409: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, Some(200) | Some(409))),
+        "every checkout answered 200 or 409: {statuses:?}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == Some(200)).count(), STOCK as usize, "exactly the stock sold");
 }

@@ -38,7 +38,10 @@ fn only_http_components_chain_to_other_components() {
     for (id, component) in manifest["component"].as_table().expect("components") {
         let hosts = component.get("allowed_outbound_hosts").and_then(|h| h.as_array()).cloned().unwrap_or_default();
         let chains = hosts.iter().filter_map(|h| h.as_str()).any(|h| h.contains(".spin.internal"));
-        assert!(!chains || http.contains(id), "{id} is not an HTTP component but chains to other components: Spin refuses to start it");
+        assert!(
+            !chains || http.contains(id),
+            "{id} is not an HTTP component but chains to other components: Spin refuses to start it"
+        );
     }
 }
 
@@ -47,19 +50,31 @@ fn the_redis_trigger_serves_only_the_saga_worker() {
     let manifest = manifest();
     let redis = triggered(&manifest, "redis");
     assert_eq!(redis, BTreeSet::from(["orders-saga-worker".to_string()]));
-    assert!(triggered(&manifest, "http").is_disjoint(&redis), "a component with both an HTTP and a Redis trigger would put a Redis trigger in the HTTP process");
+    assert!(
+        triggered(&manifest, "http").is_disjoint(&redis),
+        "a component with both an HTTP and a Redis trigger would put a Redis trigger in the HTTP process"
+    );
 }
 
 #[test]
 fn kubernetes_runs_the_http_components_and_the_worker_apart() {
     let manifest = manifest();
-    assert_eq!(spinapp_components("infra/k8s/spinapp.yaml"), triggered(&manifest, "http"), "infra/k8s/spinapp.yaml: the HTTP SpinApp runs every HTTP component and nothing else");
-    assert_eq!(spinapp_components("infra/k8s/saga-worker.yaml"), triggered(&manifest, "redis"), "infra/k8s/saga-worker.yaml: the worker SpinApp runs the Redis-triggered components");
+    assert_eq!(
+        spinapp_components("infra/k8s/spinapp.yaml"),
+        triggered(&manifest, "http"),
+        "infra/k8s/spinapp.yaml: the HTTP SpinApp runs every HTTP component and nothing else"
+    );
+    assert_eq!(
+        spinapp_components("infra/k8s/saga-worker.yaml"),
+        triggered(&manifest, "redis"),
+        "infra/k8s/saga-worker.yaml: the worker SpinApp runs the Redis-triggered components"
+    );
 }
 
 #[test]
 fn serve_http_selects_every_http_component() {
-    let out = Command::new(repo_root().join("infra/app-components")).arg("http").output().expect("infra/app-components runs");
+    let out =
+        Command::new(repo_root().join("infra/app-components")).arg("http").output().expect("infra/app-components runs");
     assert!(out.status.success());
     let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
     assert_eq!(listed, triggered(&manifest(), "http"));

@@ -237,7 +237,8 @@ fn every_answer_carries_a_request_id_and_error_bodies_repeat_it() {
 fn admin_routes_off_make_every_batch_init_a_404_that_changes_nothing() {
     let off = App::start_with_env(&[("SPIN_VARIABLE_ADMIN_ROUTES", "false")]);
     // Values no other test or run uses, so that a batch that ran would show.
-    let (stock, price, money) = (unique_number(91_000_000_000), unique_number(54_000_000_000), unique_number(77_000_000_000));
+    let (stock, price, money) =
+        (unique_number(91_000_000_000), unique_number(54_000_000_000), unique_number(77_000_000_000));
     for path in [
         format!("/stock/batch_init/1/{stock}/{price}"),
         format!("/payment/batch_init/1/{money}"),

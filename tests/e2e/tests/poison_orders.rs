@@ -43,7 +43,9 @@ fn steps_and_outcomes(saga: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("history")
         .iter()
-        .map(|e| (e["step"].as_str().unwrap_or_default().to_string(), e["outcome"].as_str().unwrap_or_default().to_string()))
+        .map(|e| {
+            (e["step"].as_str().unwrap_or_default().to_string(), e["outcome"].as_str().unwrap_or_default().to_string())
+        })
         .collect()
 }
 
@@ -60,7 +62,11 @@ fn add_item_refuses_quantities_that_overflow_and_lines_beyond_the_reservation_li
         assert!(refused.json()["message"].as_str().is_some_and(|m| m.contains("quantit")), "{refused:?}");
     }
     let found = app().order(&order);
-    assert_eq!((found["items"].as_array().map(Vec::len), &found["total_cost"]), (Some(1), &Value::from(0)), "unchanged: {found}");
+    assert_eq!(
+        (found["items"].as_array().map(Vec::len), &found["total_cost"]),
+        (Some(1), &Value::from(0)),
+        "unchanged: {found}"
+    );
 
     // price × quantity, and the total, past 2^63 - 1 (checked before, still checked).
     let dear = app().new_item(2, 0);
@@ -106,7 +112,11 @@ fn a_checkout_of_an_order_that_cannot_be_paid_is_refused_at_once_and_changes_not
         assert_eq!(saga["drives"], 1, "{saga}");
         let history = steps_and_outcomes(&saga);
         assert!(history[0].0 == "reserve_stock" && history[0].1.starts_with("invalid: "), "{history:?}");
-        assert_eq!(history.last().map(|(s, o)| (s.as_str(), o.as_str())), Some(("release_stock", "done")), "compensated: {history:?}");
+        assert_eq!(
+            history.last().map(|(s, o)| (s.as_str(), o.as_str())),
+            Some(("release_stock", "done")),
+            "compensated: {history:?}"
+        );
         assert!(!in_active_set(saga["saga_id"].as_str().expect("saga id")), "the worker has nothing left to do");
         assert_eq!(app().order(order)["paid"], false);
         // Checked out again: a new attempt, refused the same way.
@@ -206,7 +216,10 @@ fn a_saga_that_keeps_failing_is_stuck_after_its_drives_and_an_operator_redrives_
     // Left alone: no more drives, its record kept; a checkout of the order says so at once.
     std::thread::sleep(Duration::from_secs(4));
     let later = record(&saga_id);
-    assert_eq!((&later["state"], &later["drives"], &later["history"]), (&saga["state"], &saga["drives"], &saga["history"]));
+    assert_eq!(
+        (&later["state"], &later["drives"], &later["history"]),
+        (&saga["state"], &saga["drives"], &saga["history"])
+    );
     let started = Instant::now();
     let again = app().post(&format!("/orders/checkout/{order}"));
     assert_eq!(again.status, 503, "{again:?}");

@@ -72,7 +72,11 @@ impl World {
         match step {
             Step::ReserveStock => {
                 if let Some(r) = self.reservations.borrow().get(&id) {
-                    return if *r == Reservation::Reserved { Outcome::Done } else { Outcome::Refused("out of stock".into()) };
+                    return if *r == Reservation::Reserved {
+                        Outcome::Done
+                    } else {
+                        Outcome::Refused("out of stock".into())
+                    };
                 }
                 let mut stock = self.stock.borrow_mut();
                 let enough = plan.items.iter().all(|Line(item, qty)| stock.get(item).is_some_and(|s| s >= qty));
@@ -105,7 +109,11 @@ impl World {
             }
             Step::ChargePayment => {
                 if let Some(c) = self.charges.borrow().get(&id) {
-                    return if *c == Charge::Charged { Outcome::Done } else { Outcome::Refused("insufficient credit".into()) };
+                    return if *c == Charge::Charged {
+                        Outcome::Done
+                    } else {
+                        Outcome::Refused("insufficient credit".into())
+                    };
                 }
                 let mut credit = self.credit.borrow_mut();
                 match credit.get_mut(&plan.user_id) {
@@ -251,7 +259,10 @@ fn happy_path_reserves_charges_and_marks_paid() {
     let p = plan("o", "u", &[("a", 2), ("b", 1)], 7);
     let report = run(&w, &p, &patient());
     assert_eq!(report.result, DriveResult::Final { state: State::Paid, reason: None });
-    assert_eq!(report.events.iter().map(|e| e.step).collect::<Vec<_>>(), vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid]);
+    assert_eq!(
+        report.events.iter().map(|e| e.step).collect::<Vec<_>>(),
+        vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid]
+    );
     assert_eq!((stock(&w, "a"), stock(&w, "b"), credit(&w, "u")), (3, 4, 3));
 }
 
@@ -281,7 +292,10 @@ fn an_order_changed_meanwhile_is_refunded_and_released() {
     let report = run(&w, &p, &patient());
     assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("order changed".into()) });
     let steps: Vec<_> = report.events.iter().map(|e| e.step).collect();
-    assert_eq!(steps, vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid, Step::RefundPayment, Step::ReleaseStock]);
+    assert_eq!(
+        steps,
+        vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid, Step::RefundPayment, Step::ReleaseStock]
+    );
     assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 10));
 }
 
@@ -309,7 +323,14 @@ fn a_step_that_keeps_failing_ends_the_drive_for_a_later_retry() {
 fn a_lost_lease_stops_the_driver_before_its_next_step() {
     let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
     let policy = RetryPolicy { backoff_ms: vec![], renew_every_ms: 0 };
-    let report = block_on(drive(&plan("o", "u", &[("a", 1)], 1), &w, &FakeClock(Cell::new(0)), &Lease(Cell::new(false)), &policy, "test"));
+    let report = block_on(drive(
+        &plan("o", "u", &[("a", 1)], 1),
+        &w,
+        &FakeClock(Cell::new(0)),
+        &Lease(Cell::new(false)),
+        &policy,
+        "test",
+    ));
     assert_eq!(report.result, DriveResult::Fenced);
     assert_eq!(stock(&w, "a"), 5);
 }
@@ -338,7 +359,11 @@ fn a_crash_between_any_two_steps_is_finished_by_a_re_drive() {
                 let crashing = Crashing { world: &w, budget: Cell::new(crash_after + 1) };
                 let _ = run(&crashing, &p, &no_retries());
                 let (state, _) = run_to_end(&w, &p);
-                assert_eq!((state, stock(&w, "a"), credit(&w, "u")), expected, "crash after {crash_after} calls ({fault:?})");
+                assert_eq!(
+                    (state, stock(&w, "a"), credit(&w, "u")),
+                    expected,
+                    "crash after {crash_after} calls ({fault:?})"
+                );
             }
         }
     }
@@ -360,7 +385,13 @@ fn random_faults_conserve_stock_and_money() {
     for u in &users {
         w.credit.borrow_mut().insert(u.clone(), 6);
     }
-    let faults: Vec<Fault> = (0..5_000).map(|_| match rand(10) { 0 => Fault::Before, 1 => Fault::After, _ => Fault::None }).collect();
+    let faults: Vec<Fault> = (0..5_000)
+        .map(|_| match rand(10) {
+            0 => Fault::Before,
+            1 => Fault::After,
+            _ => Fault::None,
+        })
+        .collect();
     *w.faults.borrow_mut() = faults;
     let mut plans = Vec::new();
     for i in 0..100 {
@@ -450,7 +481,12 @@ impl Participants for Scripted {
 
 #[test]
 fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
-    let kinds = [Outcome::Done, Outcome::Refused("no".into()), Outcome::Transient("lost".into()), Outcome::Invalid("bad".into())];
+    let kinds = [
+        Outcome::Done,
+        Outcome::Refused("no".into()),
+        Outcome::Transient("lost".into()),
+        Outcome::Invalid("bad".into()),
+    ];
     let k = kinds.len();
     let mut lists: Vec<Vec<Outcome>> = vec![vec![]];
     for len in 1..=3 {
@@ -468,7 +504,9 @@ fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
         match decided {
             Some(record) => {
                 settled += 1;
-                let DriveResult::Final { state, reason } = &report.result else { panic!("{answers:?}: drive did not end") };
+                let DriveResult::Final { state, reason } = &report.result else {
+                    panic!("{answers:?}: drive did not end")
+                };
                 assert!(used_only_the_answers, "{answers:?}");
                 assert_eq!((&record.state, &record.reason), (state, reason), "{answers:?}");
                 let steps = |events: &[Event]| events.iter().map(|e| (e.step, e.outcome.clone())).collect::<Vec<_>>();
@@ -476,13 +514,15 @@ fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
                 assert_eq!((record.created_ms, record.updated_ms, record.drives), (5, 9, 1));
             }
             None => {
-                let compensated = report.events.iter().any(|e| matches!(e.step, Step::RefundPayment | Step::ReleaseStock));
+                let compensated =
+                    report.events.iter().any(|e| matches!(e.step, Step::RefundPayment | Step::ReleaseStock));
                 let ended_alone = matches!(report.result, DriveResult::Final { .. }) && used_only_the_answers;
                 assert!(compensated || !ended_alone, "{answers:?}: drive ended on these answers, yet not decided");
             }
         }
     }
-    let decided = |answers: &[Outcome]| Record::decided_by(&p, 0, &answers.iter().collect::<Vec<_>>(), 0, "t").map(|r| r.state);
+    let decided =
+        |answers: &[Outcome]| Record::decided_by(&p, 0, &answers.iter().collect::<Vec<_>>(), 0, "t").map(|r| r.state);
     assert_eq!(decided(&[Outcome::Done, Outcome::Done, Outcome::Done]), Some(State::Paid));
     assert_eq!(decided(&[Outcome::Refused("out of stock".into())]), Some(State::Failed));
     assert_eq!(decided(&[Outcome::Done, Outcome::Refused("out of credit".into())]), None, "needs a release");
@@ -500,7 +540,9 @@ fn an_invalid_reserve_fails_the_saga_for_good_after_releasing() {
     *w.faults.borrow_mut() = vec![Fault::Invalid];
     let p = plan("o", "u", &[("a", 1)], 1);
     let report = run(&w, &p, &patient());
-    let DriveResult::Final { state: State::Failed, reason: Some(reason) } = &report.result else { panic!("{report:?}") };
+    let DriveResult::Final { state: State::Failed, reason: Some(reason) } = &report.result else {
+        panic!("{report:?}")
+    };
     assert_eq!(reason, &format!("{INVALID_ORDER}injected: too many lines"));
     let steps: Vec<_> = report.events.iter().map(|e| (e.step, e.outcome.as_str())).collect();
     assert_eq!(steps, [(Step::ReserveStock, "invalid: injected: too many lines"), (Step::ReleaseStock, "done")]);
@@ -519,7 +561,10 @@ fn an_invalid_charge_refunds_and_releases_then_fails() {
     *w.faults.borrow_mut() = vec![Fault::None, Fault::Invalid];
     let p = plan("o", "u", &[("a", 2)], 3);
     let report = run(&w, &p, &patient());
-    assert!(matches!(&report.result, DriveResult::Final { state: State::Failed, reason: Some(r) } if r.starts_with(INVALID_ORDER)), "{report:?}");
+    assert!(
+        matches!(&report.result, DriveResult::Final { state: State::Failed, reason: Some(r) } if r.starts_with(INVALID_ORDER)),
+        "{report:?}"
+    );
     let steps: Vec<_> = report.events.iter().map(|e| e.step).collect();
     assert_eq!(steps, [Step::ReserveStock, Step::ChargePayment, Step::RefundPayment, Step::ReleaseStock]);
     assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 10), "the reserved stock is back");
@@ -563,7 +608,17 @@ fn drive_record(world: &impl Participants, record: &mut Record, max: u32) {
 fn a_saga_that_keeps_failing_is_stuck_after_its_drive_limit_and_a_redrive_finishes_it() {
     let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
     // Reserve and charge go through; "mark paid" fails on every call of the first 3 drives.
-    *w.faults.borrow_mut() = vec![Fault::None, Fault::None, Fault::Before, Fault::None, Fault::None, Fault::Before, Fault::None, Fault::None, Fault::Before];
+    *w.faults.borrow_mut() = vec![
+        Fault::None,
+        Fault::None,
+        Fault::Before,
+        Fault::None,
+        Fault::None,
+        Fault::Before,
+        Fault::None,
+        Fault::None,
+        Fault::Before,
+    ];
     let p = plan("o", "u", &[("a", 1)], 2);
     let mut record = Record::new(p, 0).with_drive_limit(3);
     drive_record(&w, &mut record, 10);
@@ -574,7 +629,10 @@ fn a_saga_that_keeps_failing_is_stuck_after_its_drive_limit_and_a_redrive_finish
     assert_eq!(record.redriven(5, 9).and_then(|r| r.redriven(5, 9)), None, "only a stuck saga is re-driven");
 
     let again = record.redriven(5, 20).expect("stuck");
-    assert_eq!((again.state, again.reason.as_deref(), again.drive_limit, again.drives, again.updated_ms), (State::Running, None, 8, 3, 20));
+    assert_eq!(
+        (again.state, again.reason.as_deref(), again.drive_limit, again.drives, again.updated_ms),
+        (State::Running, None, 8, 3, 20)
+    );
     let mut again = again;
     drive_record(&w, &mut again, 10);
     assert_eq!((again.state, again.drives), (State::Paid, 4));
@@ -602,7 +660,10 @@ fn the_history_keeps_its_first_and_latest_events_and_counts_the_dropped_ones() {
     for _ in 0..100 {
         let events: Vec<Event> = (next_event..next_event + 5).map(event).collect();
         next_event += 5;
-        record.apply(&DriveReport { result: DriveResult::Retry { step: Step::MarkPaid, error: "e".into() }, events }, next_event);
+        record.apply(
+            &DriveReport { result: DriveResult::Retry { step: Step::MarkPaid, error: "e".into() }, events },
+            next_event,
+        );
         assert!(record.history.len() <= HISTORY_CAP);
     }
     assert_eq!(record.history.len(), HISTORY_CAP);
@@ -613,7 +674,10 @@ fn the_history_keeps_its_first_and_latest_events_and_counts_the_dropped_ones() {
     assert_eq!(kept, [first, last].concat());
     let decoded = Record::decode_for(&record.plan.saga_id, &record.encode()).expect("decodes");
     assert_eq!(decoded, record);
-    assert!(!Record::new(plan("o", "u", &[], 0), 0).encode().contains("history_dropped"), "only when some were dropped");
+    assert!(
+        !Record::new(plan("o", "u", &[], 0), 0).encode().contains("history_dropped"),
+        "only when some were dropped"
+    );
 }
 
 #[test]

@@ -45,11 +45,7 @@ pub fn authority(url: &str, default_port: Option<u16>) -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Writes `text` as `spin.toml` in a fresh temporary directory; returns its path.
@@ -83,16 +79,14 @@ fn shared_redis_password(addr: &str) -> Option<String> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
     let (userinfo, _) = rest.rsplit_once('@')?;
     let password = userinfo.split_once(':').map(|(_, p)| p)?;
-    (authority(&url, Some(6379)) == authority(addr, Some(6379)) && !password.is_empty())
-        .then(|| password.to_owned())
+    (authority(&url, Some(6379)) == authority(addr, Some(6379)) && !password.is_empty()).then(|| password.to_owned())
 }
 
 /// Sends one RESP command to `addr` (`host:port`) and returns the raw reply; authenticates
 /// first on the shared server when its URL has a password.
 pub fn redis(addr: &str, args: &[&str]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     if let Some(password) = shared_redis_password(addr) {
         s.write_all(resp(&["AUTH", &password]).as_bytes()).unwrap();
         let mut reply = Vec::new();
@@ -137,10 +131,7 @@ impl RedisServer {
         let server = RedisServer { child, port };
         let start = Instant::now();
         while !server.answers() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "redis-server did not start on port {port}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(server)
@@ -193,10 +184,7 @@ impl HostProcess {
             .expect("spawn spin-test-host");
         let (tx, lines) = mpsc::channel();
         for (is_stdout, stream) in [
-            (
-                true,
-                Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            ),
+            (true, Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>),
             (false, Box::new(child.stderr.take().unwrap())),
         ] {
             let tx = tx.clone();
@@ -208,12 +196,7 @@ impl HostProcess {
                 }
             });
         }
-        HostProcess {
-            child,
-            lines,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        }
+        HostProcess { child, lines, stdout: Vec::new(), stderr: Vec::new() }
     }
 
     /// Collects output until a stdout line contains `needle`; panics after `timeout`.
