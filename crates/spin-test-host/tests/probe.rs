@@ -7,7 +7,7 @@
 //! `SPIN_TEST_HOST_PG` hold a server URL.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::{authority, built_wasm, crate_dir};
+use common::{authority, built_wasm, crate_dir, free_port, write_manifest};
 
 fn probe_wasm() -> PathBuf {
     built_wasm("spin_test_host_probe.wasm", "spin-test-host-probe")
@@ -37,24 +37,6 @@ fn manifest(edit: impl FnOnce(String) -> String) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     edit(text)
-}
-
-fn write_manifest(text: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "spin-test-host-it-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Host {
