@@ -56,20 +56,7 @@ fn messages_in_order_without_redelivery_and_no_reconnect() {
     let channel = format!("spin-test-host-it-{suffix}");
     let list = format!("spin-test-host-it-list-{suffix}");
 
-    let text = std::fs::read_to_string(crate_dir().join("fixtures/probe-redis/spin.toml"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            if l.starts_with("source = ") {
-                format!("source = {:?}", wasm().display().to_string())
-            } else if l.starts_with("allowed_outbound_hosts") {
-                format!("allowed_outbound_hosts = [\"redis://{addr}\"]")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = redis_manifest(&addr, false);
     let dir = std::env::temp_dir().join(format!("spin-test-host-redis-it-{suffix}"));
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = dir.join("spin.toml");
