@@ -378,7 +378,7 @@ pub fn next(step: Step, outcome: &Outcome, reason: Option<String>) -> Next {
 
 /// The saga's participants.
 pub trait Participants {
-    fn run(&self, step: Step, plan: &Plan) -> impl Future<Output = Outcome>;
+    fn perform(&self, step: Step, plan: &Plan) -> impl Future<Output = Outcome>;
 }
 
 /// Time, and waiting.
@@ -444,7 +444,7 @@ pub async fn drive<P: Participants, C: Clock, F: Fence>(
             }
             renewed_at = clock.now_ms();
         }
-        let outcome = participants.run(step, plan).await;
+        let outcome = participants.perform(step, plan).await;
         events.push(Event::new(clock.now_ms(), by, step, &outcome));
         match next(step, &outcome, reason.clone()) {
             Next::Do { step: s, reason: r } => {

@@ -39,7 +39,7 @@ pub const MARK_PAID: &str = "UPDATE orders.orders SET paid = true, paid_by_saga 
 /// each. The sagas of one batch are of distinct orders (one running saga per order).
 pub const MARK_PAID_MANY: &str = "UPDATE orders.orders AS o SET paid = true, paid_by_saga = b.saga      FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS b(order_id, generation, saga, lines)      WHERE o.order_id = b.order_id AND o.generation = b.generation AND jsonb_array_length(o.items) = b.lines        AND (NOT o.paid OR o.paid_by_saga = b.saga) RETURNING b.saga AS saga";
 
-/// Run after BATCH_INIT (see `spin_kit::stores::vacuum_after_bulk_write`).
+/// Run after BATCH_INIT (see `spin_kit::pg_store::vacuum_after_bulk_write`).
 pub const VACUUM_ORDERS: &str = "VACUUM (ANALYZE) orders.orders";
 
 /// `$1` n, `$2` n_items, `$3` n_users, `$4` item price: orders "0".."n-1", each with two random

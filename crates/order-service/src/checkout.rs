@@ -1,26 +1,23 @@
 //! `POST /orders/checkout/:order_id` and `GET /orders/checkout/:order_id/status`.
 //!
-//! The request drives its own saga inline (the fast path: no waiting for a worker), holding the
-//! saga's lease, with its reserve, charge and mark paid sent in one batch with those of every
-//! checkout in flight, in any instance ([`crate::shared_batch`]); the batch ends the sagas its
-//! answers decide, so such a checkout makes one round trip to Redis of its own (`BEGIN`). The
-//! component variable `checkout_mode` selects the others, kept to measure the difference:
-//! `"instance"` batches only with the checkouts of its instance ([`crate::forward_batch`]),
-//! `"inline"` sends each saga's steps on their own, `"worker"` hands every new saga to the
-//! worker at once and waits. If a participant keeps failing, it hands the saga to the worker
-//! (due again after a back-off) and waits for the outcome. A checkout of an order whose saga is
-//! already running waits for that saga. The response is only given once the outcome
-//! is final; if it is not final within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on,
-//! see the status endpoint) — never a guess. A saga that is stuck (not finished after its drive
-//! limit, the application variable `saga_max_drives`) is answered 503 at once: it waits for an
-//! operator ([`crate::operator`]).
+//! The request drives its own saga (no waiting for a worker), holding the saga's lease. Its
+//! reserve, charge and mark paid go out in one batch with those of every checkout in flight, in
+//! any instance ([`crate::batch_queue`]); the batch ends the sagas its answers decide, so such a
+//! checkout makes one round trip to Redis of its own (`BEGIN`). A step the batch could not do is
+//! retried by the saga's driver on its own ([`crate::batch_steps::AnsweredSteps`]); if a
+//! participant keeps failing, the checkout hands the saga to the worker (due again after a
+//! back-off) and waits for the outcome. A checkout of an order whose saga is already running
+//! waits for that saga. The response is only given once the outcome is final; if it is not final
+//! within [`WAIT_LIMIT_MS`], the answer is 503 (the saga goes on, see the status endpoint) —
+//! never a guess. A saga that is stuck (not finished after its drive limit, the application
+//! variable `saga_max_drives`) is answered 503 at once: it waits for an operator
+//! ([`crate::operator`]).
 
-use crate::forward_batch::{self, Prefetched};
+use crate::batch_queue::Ticket;
+use crate::batch_steps::AnsweredSteps;
 use crate::orders::load;
-use crate::participants::Services;
 use crate::plan_copy;
-use crate::saga_store::{self, Begun, LEASE_MS, Lease, WallClock, owner_token};
-use crate::shared_batch::Ticket;
+use crate::saga_store::{self, Begun, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
 use market_core::{ApiError, parse_id};
 use order_domain::saga::{
     Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, parse_drive_limit, retry_delay_ms,
@@ -39,58 +36,41 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
     let clock = WallClock;
     let started = clock.now_ms();
-    let owner = owner_token("checkout");
-    let mode = Mode::parse(&spin_kit::vars::get("checkout_mode").await.unwrap_or_default());
+    let owner = unique_token("checkout");
     let drive_limit = drive_limit().await?;
     // Whether this request already read the order from Postgres and refreshed its plan copy.
     let mut refreshed = false;
     loop {
-        let ticket = (mode == Mode::Shared).then(Ticket::new);
-        let (plan, leading) =
-            match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, ticket.as_ref()).await? {
-                Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
-                Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
-                Begun::Drive { plan, leading } => (plan, leading),
-                Begun::NoCopy if refreshed => {
-                    return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
-                }
-                Begun::NoCopy => {
-                    // Unknown order (404), or its copy was never written.
-                    if let Some(paid) = refresh_copy(order_id).await? {
-                        return Ok(paid);
-                    }
-                    refreshed = true;
-                    continue;
-                }
-            };
-        let now = clock.now_ms();
-        let mut record = Record::new(plan.clone(), now).with_drive_limit(drive_limit);
-        if mode == Mode::Worker {
-            saga_store::finish(&record, &owner, false, now, now).await?;
-            saga_store::ring_doorbell().await;
-            return wait_for(order_id, &plan.saga_id, started).await;
-        }
-
-        let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-        // Whether the shared batch already ended the saga with the answers it gave.
-        let mut settled = false;
-        let report = match ticket {
-            Some(ticket) => {
-                let answered = ticket.answers(leading).await;
-                settled = answered.settled;
-                drive(&plan, &Prefetched::new(answered.forward), &clock, &lease, &inline_policy(), "checkout").await
+        let ticket = Ticket::new();
+        let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, &ticket).await? {
+            Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
+            Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
+            Begun::Drive { plan, leading } => (plan, leading),
+            Begun::NoCopy if refreshed => {
+                return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
             }
-            None if mode == Mode::Inline => drive(&plan, &Services, &clock, &lease, &inline_policy(), "checkout").await,
-            None => {
-                let batched = Prefetched::new(forward_batch::forward(&plan).await);
-                drive(&plan, &batched, &clock, &lease, &inline_policy(), "checkout").await
+            Begun::NoCopy => {
+                // Unknown order (404), or its copy was never written.
+                if let Some(paid) = refresh_copy(order_id).await? {
+                    return Ok(paid);
+                }
+                refreshed = true;
+                continue;
             }
         };
+        let now = clock.now_ms();
+        let mut record = Record::new(plan.clone(), now).with_drive_limit(drive_limit);
+        let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
+        let answered = ticket.answers(leading).await;
+        // Whether the shared batch already ended the saga with the answers it gave.
+        let settled = answered.settled;
+        let steps = AnsweredSteps::new(answered.steps);
+        let report = drive(&plan, &steps, &clock, &lease, &inline_policy(), "checkout").await;
         let now = clock.now_ms();
         record.apply(&report, now);
         match report.result {
             DriveResult::Final { .. } => {
-                if settled || saga_store::finish(&record, &owner, true, 0, now).await? {
+                if settled || saga_store::save(&record, &owner, SagaNext::Final, now).await? {
                     if started_from_an_old_copy(&record) && !refreshed {
                         // The order has changed since its copy was written (or the copy was
                         // behind): check out what the order is now.
@@ -105,7 +85,7 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
             }
             DriveResult::Retry { .. } => {
                 let due = now + retry_delay_ms(record.drives);
-                let written = saga_store::finish(&record, &owner, false, due, now).await?;
+                let written = saga_store::save(&record, &owner, SagaNext::RetryAt(due), now).await?;
                 if written && record.state == State::Stuck {
                     return Ok(outcome_reply(&record));
                 }
@@ -123,27 +103,6 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
 pub(crate) async fn drive_limit() -> Result<u32, ApiError> {
     let raw = spin_kit::vars::get("saga_max_drives").await?;
     parse_drive_limit(&raw).map_err(ApiError::Misconfigured)
-}
-
-/// How a checkout drives its saga: the component variable `checkout_mode` (see the module doc).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// The default: forward steps in the batches shared by every instance.
-    Shared,
-    Instance,
-    Inline,
-    Worker,
-}
-
-impl Mode {
-    fn parse(value: &str) -> Mode {
-        match value {
-            "instance" => Mode::Instance,
-            "inline" => Mode::Inline,
-            "worker" => Mode::Worker,
-            _ => Mode::Shared,
-        }
-    }
 }
 
 /// Reads the order from Postgres and refreshes its plan copy: the reply if it is already paid,

@@ -6,14 +6,14 @@
 //! copies live in Redis (database 1, prefix `orders:`); stock and payment are reached only through their services'
 //! endpoints, by service chaining.
 
+mod batch_queue;
+mod batch_steps;
 mod checkout;
-mod forward_batch;
 mod operator;
 mod orders;
 mod participants;
 mod plan_copy;
 mod saga_store;
-mod shared_batch;
 pub mod worker;
 
 pub use checkout::{checkout, checkout_status};

@@ -10,7 +10,7 @@
 
 use crate::checkout::drive_limit;
 use crate::participants::Services;
-use crate::saga_store::{self, LEASE_MS, Lease, TakenStuck, WallClock, owner_token};
+use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, TakenStuck, WallClock, unique_token};
 use market_core::{ApiError, parse_id};
 use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
 use serde_json::{Value, json};
@@ -53,7 +53,7 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     spin_kit::admin::require_admin_routes().await?;
     let saga_id = parse_id("saga_id", route::param(&req, "saga_id")?)?;
     let budget = drive_limit().await?;
-    let owner = owner_token("operator");
+    let owner = unique_token("operator");
     let clock = WallClock;
     let mut record = match saga_store::take_stuck(saga_id, &owner, budget, clock.now_ms()).await? {
         TakenStuck::Taken(record) => record,
@@ -76,10 +76,10 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     record.apply(&report, now);
     match report.result {
         DriveResult::Final { .. } => {
-            saga_store::finish(&record, &owner, true, 0, now).await?;
+            saga_store::save(&record, &owner, SagaNext::Final, now).await?;
         }
         DriveResult::Retry { .. } => {
-            saga_store::finish(&record, &owner, false, now + retry_delay_ms(record.drives), now).await?;
+            saga_store::save(&record, &owner, SagaNext::RetryAt(now + retry_delay_ms(record.drives)), now).await?;
             saga_store::ring_doorbell().await;
         }
         // Another driver took the saga over (our lease ran out): it is running.

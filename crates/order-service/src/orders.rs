@@ -5,7 +5,7 @@ use market_core::{ApiError, parse_id};
 use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order, order_not_found};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::stores::{pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
+use spin_kit::pg_store::{pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 

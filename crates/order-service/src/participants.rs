@@ -4,13 +4,13 @@
 use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
 use order_domain::sql;
 use spin_kit::chain::{self, Answer};
-use spin_kit::stores::run;
+use spin_kit::pg_store::run;
 use spin_sdk::pg::ParameterValue;
 
 pub struct Services;
 
 impl Participants for Services {
-    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+    async fn perform(&self, step: Step, plan: &Plan) -> Outcome {
         let saga = &plan.saga_id;
         match step {
             Step::ReserveStock => {

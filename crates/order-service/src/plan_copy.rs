@@ -6,7 +6,7 @@ use crate::orders::{StoredOrder, load};
 use market_core::ApiError;
 use order_domain::redis_scripts::PUT_PLANS;
 use order_domain::saga::Plan;
-use spin_kit::stores::script_idempotent;
+use spin_kit::redis_store::script_idempotent;
 
 /// Orders per `PUT_PLANS` call (four arguments each).
 const CHUNK: usize = 2_000;

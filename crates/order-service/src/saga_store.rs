@@ -1,13 +1,13 @@
 //! The saga table in Redis: the I/O of `order_domain::redis_scripts`, plus the clock and lease
 //! the driver runs with.
 
-use crate::shared_batch::Ticket;
+use crate::batch_queue::Ticket;
 use market_core::ApiError;
 use order_domain::redis_scripts::{
     self as scripts, BEGIN, CLAIM, FINISH, LIST_STUCK, RECORD_RETENTION_MS, REDRIVE, RENEW,
 };
 use order_domain::saga::{Clock, Fence, Plan, Record, State};
-use spin_kit::stores::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
+use spin_kit::redis_store::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,8 +27,9 @@ impl Clock for WallClock {
     }
 }
 
-/// A token that identifies one driver (`prefix` says which kind).
-pub fn owner_token(prefix: &str) -> String {
+/// A token unique to its holder (a saga's driver, a batch ticket, an instance's mailbox); `prefix`
+/// says which kind.
+pub fn unique_token(prefix: &str) -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(WallClock.now_ms());
     format!("{prefix}-{:016x}", h.finish())
@@ -53,18 +54,18 @@ fn int_reply(reply: &[RedisResult]) -> i64 {
 }
 
 /// Starts (or finds) the order's saga in one atomic step, from the order's plan copy; a saga it
-/// starts (with `drive_limit`) is queued for the shared batches with `ticket`, if given.
+/// starts (with `drive_limit`) is queued for the shared batches with `ticket`.
 pub async fn begin(
     order_id: &str,
     owner: &str,
     now_ms: u64,
     drive_limit: u32,
-    ticket: Option<&Ticket>,
+    ticket: &Ticket,
 ) -> Result<Begun, ApiError> {
     let tail = Record::running_tail_json(now_ms, drive_limit);
     let now = now_ms.to_string();
     let lease = LEASE_MS.to_string();
-    let [token, mailbox, leader_ms] = ticket.map(Ticket::begin_args).unwrap_or_default();
+    let [token, mailbox, leader_ms] = ticket.begin_args();
     // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
     let reply = script_once(BEGIN, [order_id, &tail, &now, &lease, owner, &token, &mailbox, &leader_ms]).await?;
     let parts = reply_texts(&reply);
@@ -82,17 +83,25 @@ pub async fn begin(
     }
 }
 
-/// Writes the record if `owner` still holds the lease: final, or due again at `due_ms` — or, if
-/// the record says it is stuck (its drive limit reached), stuck: out of the active set, kept.
-/// `Ok(false)`: the lease was lost, nothing written.
-pub async fn finish(record: &Record, owner: &str, is_final: bool, due_ms: u64, now_ms: u64) -> Result<bool, ApiError> {
+/// What becomes of a saga after a drive.
+pub enum SagaNext {
+    /// It ended (paid, or failed and compensated).
+    Final,
+    /// It runs on, due again at this time (ms): the worker claims it then. A record that has
+    /// reached its drive limit is stuck instead (out of the active set, kept for an operator).
+    RetryAt(u64),
+}
+
+/// Writes the saga's record after a drive, if `owner` still holds the lease, and with it what
+/// comes next ([`SagaNext`]). `Ok(false)`: the lease was lost, nothing written.
+pub async fn save(record: &Record, owner: &str, next: SagaNext, now_ms: u64) -> Result<bool, ApiError> {
     let json = record.encode();
-    let (due, now, retention) = (due_ms.to_string(), now_ms.to_string(), RECORD_RETENTION_MS.to_string());
-    let flag = match (record.state, is_final) {
-        (State::Stuck, _) => "s",
-        (_, true) => "1",
-        (_, false) => "0",
+    let (flag, due_ms) = match (record.state, next) {
+        (State::Stuck, _) => ("s", 0),
+        (_, SagaNext::Final) => ("1", 0),
+        (_, SagaNext::RetryAt(due)) => ("0", due),
     };
+    let (due, now, retention) = (due_ms.to_string(), now_ms.to_string(), RECORD_RETENTION_MS.to_string());
     let id = &record.plan.saga_id;
     let reply = script_idempotent(FINISH, [id, owner, &json, flag, &due, &now, &retention]).await?;
     Ok(int_reply(&reply) == 1)

@@ -15,7 +15,7 @@
 //! and any message, or several, lead to the same drain.
 
 use crate::participants::Services;
-use crate::saga_store::{self, LEASE_MS, Lease, WallClock, owner_token};
+use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
 use market_core::ApiError;
 use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 pub async fn drain(budget_ms: u64) -> Result<DrainReport, ApiError> {
     let clock = WallClock;
     let started = clock.now_ms();
-    let owner = owner_token("worker");
+    let owner = unique_token("worker");
     let mut report = DrainReport::default();
     loop {
         let claimed = saga_store::claim(&owner, BATCH, clock.now_ms()).await?;
@@ -122,9 +122,9 @@ async fn drive_one(mut record: Record, owner: &str) {
     let now = clock.now_ms();
     record.apply(&report, now);
     let written = match report.result {
-        DriveResult::Final { .. } => saga_store::finish(&record, owner, true, 0, now).await,
+        DriveResult::Final { .. } => saga_store::save(&record, owner, SagaNext::Final, now).await,
         DriveResult::Retry { .. } => {
-            saga_store::finish(&record, owner, false, now + retry_delay_ms(record.drives), now).await
+            saga_store::save(&record, owner, SagaNext::RetryAt(now + retry_delay_ms(record.drives)), now).await
         }
         DriveResult::Fenced => Ok(false),
     };

@@ -21,7 +21,7 @@ pub const PAY: &str =
 /// `$1` user id → one row when the user exists (tells "unknown" from "not enough" after a refusal).
 pub const USER_EXISTS: &str = "SELECT 1 FROM payment.users WHERE user_id = $1";
 
-/// Run after BATCH_INIT (see `spin_kit::stores::vacuum_after_bulk_write`).
+/// Run after BATCH_INIT (see `spin_kit::pg_store::vacuum_after_bulk_write`).
 pub const VACUUM_USERS: &str = "VACUUM (ANALYZE) payment.users";
 
 /// `$1` n, `$2` starting credit: (re)creates users "0".."n-1" in one statement.

@@ -9,7 +9,7 @@ use payment_domain::{
     BatchInit, ChargeManyRequest, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep,
     User, sql,
 };
-use spin_kit::stores::{
+use spin_kit::pg_store::{
     create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write,
 };
 use spin_kit::{Reply, Request, respond, route};

@@ -6,7 +6,7 @@
 //! A keyed request's body is read before the handler runs, for the fingerprint; the handler gets
 //! it from [`crate::body::bytes`] as usual.
 
-use crate::stores::{args, redis_idempotent, redis_once, reply_text};
+use crate::redis_store::{args, redis_idempotent, redis_once, reply_text};
 use crate::{Reply, Request, body, respond};
 use market_core::ApiError;
 use market_core::idempotency::{self, DONE_TTL_SECONDS, Decision, PENDING_TTL_SECONDS, Record};

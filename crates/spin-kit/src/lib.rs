@@ -18,13 +18,13 @@ pub mod admin;
 pub mod body;
 pub mod chain;
 pub mod concurrent;
-pub mod group_commit;
 pub mod idempotency;
+pub mod pg_store;
+pub mod redis_store;
 pub mod request_id;
 pub mod respond;
 pub mod route;
 pub mod signal;
-pub mod stores;
 pub mod vars;
 
 pub use market_core::ApiError;
@@ -32,7 +32,10 @@ pub use respond::Reply;
 pub use spin_sdk;
 pub use spin_sdk::http::Request;
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
+use std::thread::LocalKey;
 
 /// Runs `handler` for a request to the endpoint `method route`; every outcome becomes a [`Reply`]
 /// that carries the request's id (header `x-request-id`; error bodies also as `"request_id"`).
@@ -42,7 +45,7 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     route::declare(route);
-    let _in_flight = stores::request_started();
+    let _in_flight = pg_store::request_started();
     let request_id = request_id::new();
     let mut reply = answer(req, method, &request_id, handler).await;
     if reply.status().as_u16() >= 400 {
@@ -114,4 +117,15 @@ macro_rules! endpoint {
             $crate::serve(req, ::http::Method::$method, $route, $handler).await
         }
     };
+}
+
+/// Drops `conn` from the instance's `slot` if it is still the one cached there (another request
+/// may already have reopened it).
+pub(crate) fn forget_cached<T>(slot: &'static LocalKey<RefCell<Option<Rc<T>>>>, conn: &Rc<T>) {
+    slot.with(|s| {
+        let mut cached = s.borrow_mut();
+        if cached.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
+            *cached = None;
+        }
+    });
 }

@@ -23,7 +23,7 @@ pub const SUBTRACT_STOCK: &str = "UPDATE stock.items SET stock = stock - $2, ver
 /// `$1` item id → one row when the item exists (tells "unknown" from "not enough" after a refusal).
 pub const ITEM_EXISTS: &str = "SELECT 1 FROM stock.items WHERE item_id = $1";
 
-/// Run after BATCH_INIT (see `spin_kit::stores::vacuum_after_bulk_write`).
+/// Run after BATCH_INIT (see `spin_kit::pg_store::vacuum_after_bulk_write`).
 pub const VACUUM_ITEMS: &str = "VACUUM (ANALYZE) stock.items";
 
 /// `$1` n, `$2` starting stock, `$3` price: (re)creates items "0".."n-1" in one statement.

@@ -5,7 +5,7 @@
 //! behind expires (until then `find` reads Postgres for those items).
 
 use market_core::ApiError;
-use spin_kit::stores::{reply_text, script_idempotent, script_once};
+use spin_kit::redis_store::{reply_text, script_idempotent, script_once};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use stock_domain::find_view::{

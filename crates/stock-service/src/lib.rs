@@ -8,7 +8,7 @@
 mod find_view;
 
 use market_core::ApiError;
-use spin_kit::stores::{
+use spin_kit::pg_store::{
     create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write,
 };
 use spin_kit::{Reply, Request, respond, route};

@@ -160,7 +160,7 @@ impl World {
 }
 
 impl Participants for World {
-    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+    async fn perform(&self, step: Step, plan: &Plan) -> Outcome {
         let n = self.calls.get();
         self.calls.set(n + 1);
         let fault = self.faults.borrow().get(n).copied().unwrap_or(Fault::None);
@@ -183,12 +183,12 @@ struct Crashing<'a> {
 }
 
 impl Participants for Crashing<'_> {
-    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+    async fn perform(&self, step: Step, plan: &Plan) -> Outcome {
         if self.budget.get() == 0 {
             return Outcome::Transient("driver crashed".into());
         }
         self.budget.set(self.budget.get() - 1);
-        self.world.run(step, plan).await
+        self.world.perform(step, plan).await
     }
 }
 
@@ -473,7 +473,7 @@ fn begin_composes_from_the_plan_copy_exactly_the_record_a_new_saga_has() {
 struct Scripted(RefCell<Vec<Outcome>>);
 
 impl Participants for Scripted {
-    async fn run(&self, _step: Step, _plan: &Plan) -> Outcome {
+    async fn perform(&self, _step: Step, _plan: &Plan) -> Outcome {
         let mut left = self.0.borrow_mut();
         if left.is_empty() { Outcome::Transient("not scripted".into()) } else { left.remove(0) }
     }

@@ -1,9 +1,9 @@
-//! Forward steps batched across instances. The host spreads checkouts over many instances (a
-//! burst of 128 connections made 83 order-service instances, about 1.5 checkouts each), so the
-//! batches one instance can form ([`crate::forward_batch`]) stay small exactly when the load is
-//! highest. Here each saga joins a queue in Redis instead, and one checkout at a time, anywhere,
-//! leads: it takes every saga queued, sends their steps as one batch, and settles the others.
-//! While a batch is in flight, the next one fills.
+//! Which sagas' forward steps go out together ([`crate::batch_steps`]): a queue in Redis shared
+//! by every instance. The host spreads checkouts over many instances (a burst of 128 connections
+//! makes dozens of order-service instances, one or two checkouts each), so batches formed inside
+//! one instance would stay small exactly when the load is highest. Each saga joins the queue, and
+//! one checkout at a time, anywhere, leads: it takes every saga queued, sends their steps as one
+//! batch, and settles the others. While a batch is in flight, the next one fills.
 //!
 //! - A checkout takes a [`Ticket`] before its saga begins; `BEGIN` queues the saga with it and
 //!   takes the leader lock if it is free, in the same round trip as starting the saga. The
@@ -28,13 +28,13 @@
 //!   more, harmlessly), and ends the saga itself. A settle for a checkout that lost its lease
 //!   ends nothing: the saga's new owner ends it.
 
-use crate::forward_batch::{self, Forward};
-use crate::saga_store::{WallClock, owner_token};
+use crate::batch_steps::{self, StepAnswers};
+use crate::saga_store::{WallClock, unique_token};
 use order_domain::redis_scripts::{FORWARD_RELEASE, FORWARD_SETTLE, FORWARD_TAKE, RECORD_RETENTION_MS};
 use order_domain::saga::{Clock, Outcome, Plan, Record};
 use serde_json::{Value, json};
+use spin_kit::redis_store::{args, dedicated_redis_connection, reply_texts, script_once};
 use spin_kit::signal;
-use spin_kit::stores::{args, dedicated_redis_connection, reply_texts, script_once};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -62,7 +62,7 @@ pub struct Ticket {
 /// A saga's forward steps as the batch answered them, and whether the batch also ended the saga
 /// (then its record is final, its lease gone).
 pub struct Answered {
-    pub forward: Forward,
+    pub steps: StepAnswers,
     pub settled: bool,
 }
 
@@ -70,7 +70,7 @@ impl Ticket {
     /// Starts waiting at once: the answers may come before `BEGIN`'s reply does.
     pub fn new() -> Ticket {
         let mailbox = MAILBOX.with(Rc::clone);
-        let token = owner_token("fwd");
+        let token = unique_token("fwd");
         let (sender, wake) = signal::pair();
         let answer = Rc::new(RefCell::new(None));
         mailbox.wait_for(&token, answer.clone(), sender);
@@ -85,17 +85,17 @@ impl Ticket {
     /// The answers of the saga queued with this ticket; `leading` if `BEGIN` made this checkout
     /// the leader.
     pub async fn answers(mut self, leading: bool) -> Answered {
-        if leading && let Some(forward) = lead(&self.token).await {
-            return Answered { forward, settled: false };
+        if leading && let Some(steps) = lead(&self.token).await {
+            return Answered { steps, settled: false };
         }
         self.mailbox.listen();
         self.wake.recv().await;
         let message = self.answer.borrow_mut().take();
         let decoded = message.as_deref().and_then(|m| {
             let (settled, answers) = m.split_once('\n')?;
-            Some(Answered { forward: decode_answer(answers)?, settled: settled == "1" })
+            Some(Answered { steps: decode_answer(answers)?, settled: settled == "1" })
         });
-        decoded.unwrap_or(Answered { forward: Forward::abandoned(), settled: false })
+        decoded.unwrap_or(Answered { steps: StepAnswers::abandoned(), settled: false })
     }
 }
 
@@ -106,7 +106,7 @@ impl Drop for Ticket {
 }
 
 thread_local! {
-    static MAILBOX: Rc<Mailbox> = Rc::new(Mailbox { id: owner_token("box"), waiting: RefCell::default(), listening: Cell::new(false) });
+    static MAILBOX: Rc<Mailbox> = Rc::new(Mailbox { id: unique_token("box"), waiting: RefCell::default(), listening: Cell::new(false) });
 }
 
 /// One instance's mailbox: its checkouts waiting for answers, by ticket token.
@@ -189,13 +189,13 @@ impl Mailbox {
 
 /// Leads batches until one answers the saga queued under `own` (its answers), or until the
 /// queue is empty or the lock is lost (`None`: its answers come from another leader).
-async fn lead(own: &str) -> Option<Forward> {
+async fn lead(own: &str) -> Option<StepAnswers> {
     loop {
         let queued = take(own).await?;
         if queued.is_empty() {
             return None;
         }
-        if let Some(mine) = answer(queued, Some(own)).await {
+        if let Some(mine) = send_and_settle(queued, Some(own)).await {
             keep_leading(own.to_string());
             return Some(mine);
         }
@@ -217,7 +217,7 @@ async fn take(leader: &str) -> Option<Vec<Queued>> {
 /// as a request of the instance meanwhile, so the instance keeps its Postgres connection.
 fn keep_leading(token: String) {
     spin_sdk::wit_bindgen::spawn(async move {
-        let _busy = spin_kit::stores::request_started();
+        let _busy = spin_kit::pg_store::request_started();
         loop {
             let Some(queued) = take(&token).await else {
                 // Lock lost, or Redis failed: let go (if Redis still holds the lock, it expires).
@@ -227,7 +227,7 @@ fn keep_leading(token: String) {
             if queued.is_empty() {
                 return;
             }
-            answer(queued, None).await;
+            send_and_settle(queued, None).await;
         }
     });
 }
@@ -255,22 +255,22 @@ impl Queued {
 
 /// Sends one batch of `queued` sagas; settles every saga but the one queued under `own`, whose
 /// answers are returned.
-async fn answer(queued: Vec<Queued>, own: Option<&str>) -> Option<Forward> {
+async fn send_and_settle(queued: Vec<Queued>, own: Option<&str>) -> Option<StepAnswers> {
     let plans: Vec<Plan> = queued.iter().map(|q| q.plan.clone()).collect();
-    let answers = forward_batch::run(plans).await;
+    let answers = batch_steps::send_batch(plans).await;
     let now = WallClock.now_ms();
     let mut mine = None;
     let mut settle = vec![RESULT_MS.to_string(), now.to_string(), RECORD_RETENTION_MS.to_string()];
-    for (q, forward) in queued.into_iter().zip(answers) {
+    for (q, steps) in queued.into_iter().zip(answers) {
         if Some(q.token.as_str()) == own {
-            mine = Some(forward);
+            mine = Some(steps);
             continue;
         }
-        let record = Record::decided_by(&q.plan, q.created_ms, &forward.answers(), now, "checkout");
+        let record = Record::decided_by(&q.plan, q.created_ms, &steps.answers(), now, "checkout");
         settle.extend([
             q.mailbox,
             q.token,
-            encode_answer(&forward),
+            encode_answer(&steps),
             q.plan.saga_id,
             q.owner,
             record.map(|r| r.encode()).unwrap_or_default(),
@@ -280,7 +280,7 @@ async fn answer(queued: Vec<Queued>, own: Option<&str>) -> Option<Forward> {
         // In the background: the leader takes its next batch (or answers its own checkout)
         // meanwhile. Lost answers are not lost work: their checkouts give up and retry the steps.
         spin_sdk::wit_bindgen::spawn(async move {
-            let _busy = spin_kit::stores::request_started();
+            let _busy = spin_kit::pg_store::request_started();
             let _ = call(FORWARD_SETTLE, settle.iter().map(String::as_str)).await;
         });
     }
@@ -321,14 +321,18 @@ fn decode_outcome(v: &Value) -> Option<Outcome> {
     })
 }
 
-fn encode_answer(f: &Forward) -> String {
+fn encode_answer(f: &StepAnswers) -> String {
     json!([encode_outcome(&f.reserve), f.charge.as_ref().map(encode_outcome), f.mark_paid.as_ref().map(encode_outcome)])
         .to_string()
 }
 
-fn decode_answer(json: &str) -> Option<Forward> {
+fn decode_answer(json: &str) -> Option<StepAnswers> {
     let f: Value = serde_json::from_str(json).ok()?;
-    Some(Forward { reserve: decode_outcome(&f[0])?, charge: decode_outcome(&f[1]), mark_paid: decode_outcome(&f[2]) })
+    Some(StepAnswers {
+        reserve: decode_outcome(&f[0])?,
+        charge: decode_outcome(&f[1]),
+        mark_paid: decode_outcome(&f[2]),
+    })
 }
 
 #[cfg(test)]
@@ -338,14 +342,14 @@ mod tests {
     #[test]
     fn answers_survive_the_round_trip() {
         let list = [
-            Forward {
+            StepAnswers {
                 reserve: Outcome::Done,
                 charge: Some(Outcome::Done),
                 mark_paid: Some(Outcome::Refused("order changed".into())),
             },
-            Forward { reserve: Outcome::Refused("out of stock".into()), charge: None, mark_paid: None },
-            Forward { reserve: Outcome::Done, charge: Some(Outcome::Transient("timeout".into())), mark_paid: None },
-            Forward {
+            StepAnswers { reserve: Outcome::Refused("out of stock".into()), charge: None, mark_paid: None },
+            StepAnswers { reserve: Outcome::Done, charge: Some(Outcome::Transient("timeout".into())), mark_paid: None },
+            StepAnswers {
                 reserve: Outcome::Invalid("at most 1000 lines per reservation".into()),
                 charge: None,
                 mark_paid: None,

@@ -1,45 +1,39 @@
-//! Batched forward steps. While an instance drives many checkouts at once, their `reserve` steps
-//! go to the stock service together (`/stock/reserve_many`: one chained call, one statement),
-//! then the `charge` steps of those reserved go to the payment service together
-//! (`/payment/charge_many`), then the orders of those charged are marked paid in one statement
-//! (one synchronous commit): three calls and statements per batch instead of per saga.
+//! The forward steps of a batch of sagas: their reserves go to the stock service together
+//! (`/stock/reserve_many`: one chained call, one statement), then the charges of those reserved
+//! go to the payment service together (`/payment/charge_many`), then the orders of those charged
+//! are marked paid in one statement (one synchronous commit): three calls and statements per
+//! batch instead of per saga. [`crate::batch_queue`] decides which sagas form a batch.
 //!
-//! [`run`] sends one batch; who forms it: by default the queue in Redis shared by every instance
-//! ([`crate::shared_batch`]); with `checkout_mode = "instance"`, [`forward`]: group commit
-//! inside one instance ([`spin_kit::group_commit`]): the first checkout that needs
-//! its forward steps leads a batch of every checkout queued at that moment (itself included);
-//! checkouts arriving while a batch is in flight queue for the next one, which the first of them
-//! leads once the current batch is done. Nothing is shared beyond the instance, and nothing here
-//! is truth: each saga still has its own record and lease in Redis and its own ledger rows
-//! (keyed by saga id), and the saga's driver ([`order_domain::saga::drive`]) takes the batch's
-//! answers as the outcomes of its first three steps ([`Prefetched`]). A step that failed transiently in the batch is retried
-//! by the driver on its own, through the single-saga endpoints; compensations are never batched.
+//! Nothing here is truth: each saga still has its own record and lease in Redis and its own
+//! ledger rows (keyed by saga id), and the saga's driver ([`order_domain::saga::drive`]) takes
+//! the batch's answers as the outcomes of its first three steps ([`AnsweredSteps`]). A step that
+//! failed transiently in the batch is retried by the driver on its own, through the single-saga
+//! endpoints; compensations are never batched.
 
 use crate::participants::{Services, classify_status};
 use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::group_commit::GroupCommit;
-use spin_kit::stores::query_texts;
+use spin_kit::pg_store::query_texts;
 use spin_sdk::pg::ParameterValue;
 use std::cell::RefCell;
-use std::rc::Rc;
-
-/// Most sagas in one batch (an instance serves 16 requests at once by default).
-const MAX_BATCH: usize = 64;
 
 /// What the batch answered for one saga: its reserve, its charge if the reserve was done, and
 /// its "mark paid" if the charge was done.
-pub struct Forward {
+pub struct StepAnswers {
     pub reserve: Outcome,
     pub charge: Option<Outcome>,
     pub mark_paid: Option<Outcome>,
 }
 
-impl Forward {
+impl StepAnswers {
     /// For a saga whose batch ended without answers: its driver retries the steps on its own.
     pub(crate) fn abandoned() -> Self {
-        Forward { reserve: Outcome::Transient("its batch ended without answers".into()), charge: None, mark_paid: None }
+        StepAnswers {
+            reserve: Outcome::Transient("its batch ended without answers".into()),
+            charge: None,
+            mark_paid: None,
+        }
     }
 
     /// The answers in the order of the steps: reserve, then charge and mark paid if answered.
@@ -48,29 +42,20 @@ impl Forward {
     }
 }
 
-thread_local! {
-    static BATCHES: Rc<GroupCommit<Plan, Forward>> = Rc::new(GroupCommit::new(MAX_BATCH));
-}
-
-/// The saga's reserve, charge and mark paid, sent in a batch with the other checkouts of this
-/// instance.
-pub async fn forward(plan: &Plan) -> Forward {
-    let batches = BATCHES.with(Rc::clone);
-    batches.submit(plan.clone(), run, Forward::abandoned).await
-}
-
 /// Most bytes of sagas' lines in one `/stock/reserve_many` body: half of what an endpoint reads
 /// ([`spin_kit::body::MAX_BODY_BYTES`]). A batch of large orders (up to 1 000 lines each) is
 /// sent in several calls rather than refused whole for its size.
 const MAX_RESERVE_BODY_BYTES: usize = spin_kit::body::MAX_BODY_BYTES / 2;
 
-/// Reserves for the whole batch, charges those reserved, marks paid the orders of those charged.
-pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
+/// Reserves for the whole batch, charges those reserved, marks paid the orders of those charged:
+/// each saga's answers, in the batch's order.
+pub(crate) async fn send_batch(batch: Vec<Plan>) -> Vec<StepAnswers> {
     let mut reserves = Vec::with_capacity(batch.len());
     for sagas in by_body_size(&batch) {
         let n = sagas.len();
         let body = serde_json::json!({ "sagas": sagas });
-        reserves.extend(send("http://stock-reserve-many.spin.internal/stock/reserve_many", body, n).await);
+        reserves
+            .extend(call_batch_endpoint("http://stock-reserve-many.spin.internal/stock/reserve_many", body, n).await);
     }
     let reserved: Vec<usize> = (0..batch.len()).filter(|&i| matches!(reserves[i], Outcome::Done)).collect();
     let mut charges: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
@@ -82,7 +67,7 @@ pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
                 serde_json::json!({ "saga_id": p.saga_id, "user_id": p.user_id, "amount": p.total })
             })
             .collect();
-        let answers = send(
+        let answers = call_batch_endpoint(
             "http://payment-charge-many.spin.internal/payment/charge_many",
             serde_json::json!({ "charges": list }),
             reserved.len(),
@@ -104,7 +89,7 @@ pub(crate) async fn run(batch: Vec<Plan>) -> Vec<Forward> {
         .into_iter()
         .zip(charges)
         .zip(marks)
-        .map(|((reserve, charge), mark_paid)| Forward { reserve, charge, mark_paid })
+        .map(|((reserve, charge), mark_paid)| StepAnswers { reserve, charge, mark_paid })
         .collect()
 }
 
@@ -147,7 +132,7 @@ async fn mark_paid_many(plans: &[&Plan]) -> Vec<Outcome> {
 }
 
 /// One batched step call: each saga's outcome, or the same transient error for all.
-async fn send(url: &str, body: serde_json::Value, n: usize) -> Vec<Outcome> {
+async fn call_batch_endpoint(url: &str, body: serde_json::Value, n: usize) -> Vec<Outcome> {
     let all = |e: String| (0..n).map(|_| Outcome::Transient(e.clone())).collect();
     let answer = match chain::call(http::Method::POST, url, body.to_string()).await {
         Ok(answer) => answer,
@@ -162,24 +147,24 @@ async fn send(url: &str, body: serde_json::Value, n: usize) -> Vec<Outcome> {
 
 /// The saga's participants, with the batch's answers standing in for its first reserve, charge
 /// and mark paid; every other call (retries, compensations) goes to [`Services`].
-pub struct Prefetched {
+pub struct AnsweredSteps {
     reserve: RefCell<Option<Outcome>>,
     charge: RefCell<Option<Outcome>>,
     mark_paid: RefCell<Option<Outcome>>,
 }
 
-impl Prefetched {
-    pub fn new(forward: Forward) -> Self {
-        Prefetched {
-            reserve: RefCell::new(Some(forward.reserve)),
-            charge: RefCell::new(forward.charge),
-            mark_paid: RefCell::new(forward.mark_paid),
+impl AnsweredSteps {
+    pub fn new(answers: StepAnswers) -> Self {
+        AnsweredSteps {
+            reserve: RefCell::new(Some(answers.reserve)),
+            charge: RefCell::new(answers.charge),
+            mark_paid: RefCell::new(answers.mark_paid),
         }
     }
 }
 
-impl Participants for Prefetched {
-    async fn run(&self, step: Step, plan: &Plan) -> Outcome {
+impl Participants for AnsweredSteps {
+    async fn perform(&self, step: Step, plan: &Plan) -> Outcome {
         let ready = match step {
             Step::ReserveStock => self.reserve.borrow_mut().take(),
             Step::ChargePayment => self.charge.borrow_mut().take(),
@@ -188,7 +173,7 @@ impl Participants for Prefetched {
         };
         match ready {
             Some(outcome) => outcome,
-            None => Services.run(step, plan).await,
+            None => Services.perform(step, plan).await,
         }
     }
 }

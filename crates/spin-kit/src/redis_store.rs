@@ -1,0 +1,138 @@
+//! Redis at the component variable `redis_address`, and the helpers every Redis caller uses.
+//!
+//! Spin's `open` makes a new TCP connection per call, so each instance keeps one and shares it
+//! between the requests it serves (instances are reused: up to 128 requests, 16 at once). The
+//! connection heals: one that errors is forgotten and the next use reopens it; an idempotent
+//! operation is retried once on the fresh connection. Correctness never depends on the reuse:
+//! with one request per instance every request simply opens its own.
+
+use crate::forget_cached;
+use market_core::ApiError;
+use spin_sdk::redis::{self, RedisParameter, RedisResult};
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+thread_local! {
+    static REDIS: RefCell<Option<Rc<redis::Connection>>> = const { RefCell::new(None) };
+}
+
+async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
+    if let Some(conn) = REDIS.with(|r| r.borrow().clone()) {
+        return Ok(conn);
+    }
+    let address = crate::vars::get("redis_address").await?;
+    let conn = Rc::new(
+        redis::Connection::open(&address)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot connect to Redis: {e}")))?,
+    );
+    REDIS.with(|r| *r.borrow_mut() = Some(conn.clone()));
+    Ok(conn)
+}
+
+/// A Redis connection of its own (not the instance's shared one), for a blocking command such
+/// as `BLMPOP` that would hold up every other request's commands on the shared connection.
+pub async fn dedicated_redis_connection() -> Result<redis::Connection, ApiError> {
+    let address = crate::vars::get("redis_address").await?;
+    redis::Connection::open(&address).await.map_err(|e| ApiError::Unavailable(format!("cannot connect to Redis: {e}")))
+}
+
+fn forget(conn: &Rc<redis::Connection>) {
+    forget_cached(&REDIS, conn);
+}
+
+fn redis_failure(e: redis::Error) -> ApiError {
+    ApiError::Unavailable(format!("Redis failed: {e}"))
+}
+
+/// Runs an idempotent Redis operation on this instance's connection. On failure the connection
+/// is dropped and the operation retried once on a fresh one (a Redis restart breaks every cached
+/// connection; the retry makes that invisible). Errors end as 503.
+pub async fn redis_idempotent<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: Fn(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    let conn = redis_connection().await?;
+    match op(conn.clone()).await {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            forget(&conn);
+            let fresh = redis_connection().await?;
+            op(fresh.clone()).await.map_err(|e| {
+                forget(&fresh);
+                redis_failure(e)
+            })
+        }
+    }
+}
+
+/// Runs a Redis command that must not be repeated blindly: a failure drops the connection and
+/// is returned (503) without a retry.
+pub async fn redis_once<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: FnOnce(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    let conn = redis_connection().await?;
+    op(conn.clone()).await.map_err(|e| {
+        forget(&conn);
+        redis_failure(e)
+    })
+}
+
+/// Runs a Lua script (`EVAL script 0 argv...`) that is idempotent, like [`redis_idempotent`]:
+/// retried once on a fresh connection.
+pub async fn script_idempotent<S: AsRef<str>>(
+    script: &str,
+    argv: impl IntoIterator<Item = S>,
+) -> Result<Vec<RedisResult>, ApiError> {
+    let call = script_args(script, argv);
+    redis_idempotent(|conn| {
+        let call = call.clone();
+        async move { conn.execute("EVAL", call).await }
+    })
+    .await
+}
+
+/// Runs a Lua script (`EVAL script 0 argv...`) that must not be repeated blindly, like
+/// [`redis_once`].
+pub async fn script_once<S: AsRef<str>>(
+    script: &str,
+    argv: impl IntoIterator<Item = S>,
+) -> Result<Vec<RedisResult>, ApiError> {
+    let call = script_args(script, argv);
+    redis_once(|conn| async move { conn.execute("EVAL", call).await }).await
+}
+
+fn script_args<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Vec<RedisParameter> {
+    let mut call = args([script, "0"]);
+    call.extend(args(argv));
+    call
+}
+
+/// Builds the argument list of a Redis `execute` call.
+pub fn args<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Vec<RedisParameter> {
+    values.into_iter().map(|v| RedisParameter::Binary(v.as_ref().as_bytes().to_vec())).collect()
+}
+
+/// One value of an `execute` reply as text (`None` for nil).
+fn text(value: &RedisResult) -> Option<String> {
+    match value {
+        RedisResult::Binary(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        RedisResult::Status(s) => Some(s.clone()),
+        RedisResult::Int64(n) => Some(n.to_string()),
+        RedisResult::Nil => None,
+    }
+}
+
+/// The first value of an `execute` reply as text, if there is one.
+pub fn reply_text(reply: &[RedisResult]) -> Option<String> {
+    reply.first().and_then(text)
+}
+
+/// Every value of an `execute` reply as text (nil as "").
+pub fn reply_texts(reply: &[RedisResult]) -> Vec<String> {
+    reply.iter().map(|v| text(v).unwrap_or_default()).collect()
+}
