@@ -9,6 +9,7 @@
 pub mod error;
 pub mod idempotency;
 pub mod params;
+pub mod service_call;
 pub mod settings;
 pub mod sha256;
 

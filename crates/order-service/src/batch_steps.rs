@@ -10,13 +10,17 @@
 //! failed transiently in the batch is retried by the driver on its own, through the single-saga
 //! endpoints; compensations are never batched.
 
-use crate::participants::{Services, classify_status};
+use crate::participants::{Services, classify_status, saga_charge, saga_reservation};
+use market_core::service_call::ServiceCall;
 use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
 use order_domain::sql;
+use payment_domain::client as payment;
 use spin_kit::chain;
 use spin_kit::pg_store::query_texts;
 use spin_sdk::pg::ParameterValue;
 use std::cell::RefCell;
+use stock_domain::client as stock;
+use stock_domain::reservation::SagaReservation;
 
 /// What the batch answered for one saga: its reserve, its charge if the reserve was done, and
 /// its "mark paid" if the charge was done.
@@ -52,27 +56,13 @@ const MAX_RESERVE_BODY_BYTES: usize = spin_kit::body::MAX_BODY_BYTES / 2;
 pub(crate) async fn send_batch(batch: Vec<Plan>) -> Vec<StepAnswers> {
     let mut reserves = Vec::with_capacity(batch.len());
     for sagas in by_body_size(&batch) {
-        let n = sagas.len();
-        let body = serde_json::json!({ "sagas": sagas });
-        reserves
-            .extend(call_batch_endpoint("http://stock-reserve-many.spin.internal/stock/reserve_many", body, n).await);
+        reserves.extend(call_batch_endpoint(&stock::reserve_many(&sagas), sagas.len()).await);
     }
     let reserved: Vec<usize> = (0..batch.len()).filter(|&i| matches!(reserves[i], Outcome::Done)).collect();
     let mut charges: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
     if !reserved.is_empty() {
-        let list: Vec<_> = reserved
-            .iter()
-            .map(|&i| {
-                let p = &batch[i];
-                serde_json::json!({ "saga_id": p.saga_id, "user_id": p.user_id, "amount": p.total })
-            })
-            .collect();
-        let answers = call_batch_endpoint(
-            "http://payment-charge-many.spin.internal/payment/charge_many",
-            serde_json::json!({ "charges": list }),
-            reserved.len(),
-        )
-        .await;
+        let list: Vec<_> = reserved.iter().map(|&i| saga_charge(&batch[i])).collect();
+        let answers = call_batch_endpoint(&payment::charge_many(&list), list.len()).await;
         for (&i, answer) in reserved.iter().zip(answers) {
             charges[i] = Some(answer);
         }
@@ -93,14 +83,14 @@ pub(crate) async fn send_batch(batch: Vec<Plan>) -> Vec<StepAnswers> {
         .collect()
 }
 
-/// The batch's reserve entries, in order, in groups of at most [`MAX_RESERVE_BODY_BYTES`] (a
-/// saga larger than that alone is a group of its own).
-fn by_body_size(batch: &[Plan]) -> Vec<Vec<serde_json::Value>> {
-    let mut groups: Vec<Vec<serde_json::Value>> = Vec::new();
+/// The batch's reservations, in order, in groups of at most [`MAX_RESERVE_BODY_BYTES`] (a saga
+/// larger than that alone is a group of its own).
+fn by_body_size(batch: &[Plan]) -> Vec<Vec<SagaReservation>> {
+    let mut groups: Vec<Vec<SagaReservation>> = Vec::new();
     let mut size = 0;
     for plan in batch {
-        let entry = serde_json::json!({ "saga_id": plan.saga_id, "items": plan.items });
-        let bytes = entry.to_string().len() + 1;
+        let entry = saga_reservation(plan);
+        let bytes = serde_json::to_string(&entry).map(|json| json.len()).unwrap_or(0) + 1;
         match groups.last_mut() {
             Some(group) if size + bytes <= MAX_RESERVE_BODY_BYTES => group.push(entry),
             _ => {
@@ -131,16 +121,17 @@ async fn mark_paid_many(plans: &[&Plan]) -> Vec<Outcome> {
         .collect()
 }
 
-/// One batched step call: each saga's outcome, or the same transient error for all.
-async fn call_batch_endpoint(url: &str, body: serde_json::Value, n: usize) -> Vec<Outcome> {
+/// One call to a batch endpoint of `n` sagas: each saga's outcome, or the same transient error
+/// for all.
+async fn call_batch_endpoint(call: &ServiceCall, n: usize) -> Vec<Outcome> {
     let all = |e: String| (0..n).map(|_| Outcome::Transient(e.clone())).collect();
-    let answer = match chain::call(http::Method::POST, url, body.to_string()).await {
+    let answer = match chain::call(call).await {
         Ok(answer) => answer,
         Err(e) => return all(e),
     };
     match answer.outcomes() {
         Some(list) if list.len() == n => list.into_iter().map(|a| classify_status(a.status, a.message)).collect(),
-        Some(list) => all(format!("{url}: {} answers for {n} sagas", list.len())),
+        Some(list) => all(format!("{}: {} answers for {n} sagas", call.url, list.len())),
         None => all(format!("HTTP {}: {}", answer.status, answer.message())),
     }
 }
@@ -204,11 +195,10 @@ mod tests {
         let groups = by_body_size(&large);
         assert!(groups.len() > 1);
         for group in &groups {
-            let body = serde_json::json!({ "sagas": group }).to_string();
+            let body = stock::reserve_many(group).body;
             assert!(body.len() <= MAX_RESERVE_BODY_BYTES + 20, "{}", body.len());
         }
-        let ids: Vec<String> =
-            groups.iter().flatten().map(|e| e["saga_id"].as_str().unwrap_or_default().to_string()).collect();
+        let ids: Vec<String> = groups.iter().flatten().map(|e| e.saga_id.clone()).collect();
         assert_eq!(ids, large.iter().map(|p| p.saga_id.clone()).collect::<Vec<_>>());
         assert_eq!(by_body_size(&[plan(0, 20_000), plan(1, 1)]).len(), 2, "a huge saga goes alone");
     }

@@ -18,8 +18,7 @@ pub(crate) struct StoredOrder {
 /// `POST /orders/create/:user_id` → `{"order_id": "<uuid>"}`; the user must exist.
 pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
-    let url = format!("http://payment-find-user.spin.internal/payment/find_user/{user_id}");
-    let answer = chain::call(http::Method::GET, &url, String::new()).await.map_err(ApiError::Unavailable)?;
+    let answer = chain::call(&payment_domain::client::find_user(user_id)).await.map_err(ApiError::Unavailable)?;
     match answer.status {
         200 => {}
         404 => return Err(ApiError::NotFound(format!("user {user_id} not found"))),
@@ -56,13 +55,13 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "item_id")?,
         route::param(&req, "quantity")?,
     )?;
-    let url = format!("http://stock-find.spin.internal/stock/find/{}", add.item_id);
-    let answer = chain::call(http::Method::GET, &url, String::new()).await.map_err(ApiError::Unavailable)?;
+    let answer = chain::call(&stock_domain::client::find(add.item_id)).await.map_err(ApiError::Unavailable)?;
     let price = match answer.status {
-        200 => serde_json::from_slice::<serde_json::Value>(&answer.body)
-            .ok()
-            .and_then(|v| v["price"].as_i64())
-            .ok_or_else(|| ApiError::Internal("stock service answered without a price".into()))?,
+        200 => {
+            stock_domain::client::read_item(&answer.body)
+                .ok_or_else(|| ApiError::Internal("stock service answered without an item".into()))?
+                .price
+        }
         404 => return Err(ApiError::NotFound(format!("item {} not found", add.item_id))),
         s => return Err(ApiError::Unavailable(format!("stock service answered {s}: {}", answer.message()))),
     };

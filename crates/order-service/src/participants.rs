@@ -1,11 +1,16 @@
 //! The saga's participants as the order service reaches them: stock and payment through their
 //! saga-step endpoints (service chaining), and its own orders table for "mark paid".
 
+use market_core::service_call::ServiceCall;
 use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
 use order_domain::sql;
-use spin_kit::chain::{self, Answer};
+use payment_domain::client as payment;
+use payment_domain::saga::SagaCharge;
+use spin_kit::chain;
 use spin_kit::pg_store::run;
 use spin_sdk::pg::ParameterValue;
+use stock_domain::client as stock;
+use stock_domain::reservation::{ReserveRequest, SagaReservation};
 
 pub struct Services;
 
@@ -13,39 +18,36 @@ impl Participants for Services {
     async fn perform(&self, step: Step, plan: &Plan) -> Outcome {
         let saga = &plan.saga_id;
         match step {
-            Step::ReserveStock => {
-                let body = serde_json::json!({ "items": plan.items }).to_string();
-                post(&format!("http://stock-reserve.spin.internal/stock/reserve/{saga}"), body).await
-            }
-            Step::ChargePayment => {
-                let url = format!(
-                    "http://payment-charge.spin.internal/payment/charge/{saga}/{}/{}",
-                    plan.user_id, plan.total
-                );
-                post(&url, String::new()).await
-            }
+            Step::ReserveStock => step_call(&stock::reserve(saga, &reserve_lines(plan))).await,
+            Step::ChargePayment => step_call(&payment::charge(&saga_charge(plan))).await,
             Step::MarkPaid => mark_paid(plan).await,
-            Step::RefundPayment => {
-                post(&format!("http://payment-refund.spin.internal/payment/refund/{saga}"), String::new()).await
-            }
-            Step::ReleaseStock => {
-                post(&format!("http://stock-release.spin.internal/stock/release/{saga}"), String::new()).await
-            }
+            Step::RefundPayment => step_call(&payment::refund(saga)).await,
+            Step::ReleaseStock => step_call(&stock::release(saga)).await,
         }
     }
 }
 
-/// 2xx: done; 404 or 409: refused (the participant said no, for good); 400 or 422: invalid (the
-/// request can never be done); anything else: transient.
-async fn post(url: &str, body: String) -> Outcome {
-    match chain::call(http::Method::POST, url, body).await {
-        Ok(answer) => classify(&answer),
-        Err(e) => Outcome::Transient(e),
-    }
+/// The saga's lines as the stock service reserves them.
+pub(crate) fn reserve_lines(plan: &Plan) -> ReserveRequest {
+    ReserveRequest { items: plan.items.iter().map(|line| (line.0.clone(), line.1)).collect() }
 }
 
-fn classify(answer: &Answer) -> Outcome {
-    classify_status(answer.status, answer.message())
+/// The saga's reservation in a batch of reserves.
+pub(crate) fn saga_reservation(plan: &Plan) -> SagaReservation {
+    SagaReservation { saga_id: plan.saga_id.clone(), lines: reserve_lines(plan) }
+}
+
+/// The saga's charge as the payment service takes it.
+pub(crate) fn saga_charge(plan: &Plan) -> SagaCharge {
+    SagaCharge { saga_id: plan.saga_id.clone(), user_id: plan.user_id.clone(), amount: plan.total }
+}
+
+/// One saga step's call to a participant, its answer as the step's outcome.
+async fn step_call(call: &ServiceCall) -> Outcome {
+    match chain::call(call).await {
+        Ok(answer) => classify_status(answer.status, answer.message()),
+        Err(e) => Outcome::Transient(e),
+    }
 }
 
 /// A participant's answer (status and message) as a step's outcome: 2xx done; 404 or 409

@@ -8,6 +8,7 @@
 //! Data ownership: Postgres schema `payment` (role `payment_service`, migration 0002) is the
 //! truth; there is no cache. Redis keys under `payment:` hold only `Idempotency-Key` records.
 
+pub mod client;
 pub mod error;
 pub mod saga;
 pub mod sql;

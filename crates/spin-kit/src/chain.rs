@@ -1,6 +1,7 @@
 //! Calls to other components of the app through Spin's local service chaining
 //! (`http://<component>.spin.internal/<path>`): in-process, no network hop.
 
+use market_core::service_call::{BatchAnswer, CallMethod, EntryAnswer, ServiceCall};
 use spin_sdk::http::body::IncomingBodyExt;
 
 /// A response from another component, read whole.
@@ -10,30 +11,13 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// One step's answer inside a batch's [`Answer`] (see [`crate::respond::outcomes`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepAnswer {
-    pub status: u16,
-    pub message: String,
-}
-
 impl Answer {
-    /// The per-step answers of a 200 batch answer; `None` if it is not one.
-    pub fn outcomes(&self) -> Option<Vec<StepAnswer>> {
+    /// The per-entry answers of a 200 batch answer; `None` if it is not one.
+    pub fn outcomes(&self) -> Option<Vec<EntryAnswer>> {
         if self.status != 200 {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        v.get("outcomes")?
-            .as_array()?
-            .iter()
-            .map(|o| {
-                Some(StepAnswer {
-                    status: u16::try_from(o.get("status")?.as_u64()?).ok()?,
-                    message: o.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_string(),
-                })
-            })
-            .collect()
+        serde_json::from_slice::<BatchAnswer>(&self.body).ok().map(|batch| batch.outcomes)
     }
 
     /// The `message` of a JSON error body, or the body as text.
@@ -45,16 +29,21 @@ impl Answer {
     }
 }
 
-/// Sends `method url` with `body` (JSON text, may be empty). `Err` when no response came.
-pub async fn call(method: http::Method, url: &str, body: String) -> Result<Answer, String> {
-    let mut builder = http::Request::builder().method(method).uri(url);
-    if !body.is_empty() {
+/// Sends a call to another service (built by that service's domain crate, its `client` module).
+/// `Err` when no response came.
+pub async fn call(call: &ServiceCall) -> Result<Answer, String> {
+    let method = match call.method {
+        CallMethod::Get => http::Method::GET,
+        CallMethod::Post => http::Method::POST,
+    };
+    let mut builder = http::Request::builder().method(method).uri(&call.url);
+    if !call.body.is_empty() {
         builder = builder.header(http::header::CONTENT_TYPE, "application/json");
     }
     let request = builder
-        .header(http::header::CONTENT_LENGTH, body.len())
-        .body(body)
-        .map_err(|e| format!("bad request to {url}: {e}"))?;
+        .header(http::header::CONTENT_LENGTH, call.body.len())
+        .body(call.body.clone())
+        .map_err(|e| format!("bad request to {}: {e}", call.url))?;
     send(request).await
 }
 

@@ -2,6 +2,7 @@
 //! a streamed (chunked) response stalls ~40 ms per request on keep-alive connections in Spin.
 
 use market_core::ApiError;
+use market_core::service_call::{BatchAnswer, EntryAnswer};
 use serde::Serialize;
 
 /// A complete response: the body is held in memory and sent with its length.
@@ -48,16 +49,16 @@ pub fn add_request_id(reply: &mut Reply, request_id: &str) {
 
 /// The answers of a batch of saga steps, each as its single-step endpoint would have answered:
 /// `200 {"outcomes": [{"status": 200}, {"status": 409, "error": "...", "message": "..."}, ...]}`,
-/// in the batch's order. ([`crate::chain::Answer::outcomes`] reads it back.)
+/// in the batch's order ([`BatchAnswer`]; [`crate::chain::Answer::outcomes`] reads it back).
 pub fn outcomes(results: impl IntoIterator<Item = Result<(), ApiError>>) -> Reply {
-    let list: Vec<serde_json::Value> = results
+    let outcomes = results
         .into_iter()
         .map(|r| match r {
-            Ok(()) => serde_json::json!({ "status": 200 }),
-            Err(e) => serde_json::json!({ "status": e.status(), "error": e.code(), "message": e.public_message() }),
+            Ok(()) => EntryAnswer::done(),
+            Err(e) => EntryAnswer::failed(&e),
         })
         .collect();
-    ok(&serde_json::json!({ "outcomes": list }))
+    ok(&BatchAnswer { outcomes })
 }
 
 /// `status` with a body that is already JSON text.

@@ -1,13 +1,13 @@
 //! Items and the requests that change them, parsed from path parameters.
 
 use market_core::{ApiError, parse_count, parse_id, parse_non_negative};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The largest batch `batch_init` accepts in one call.
 pub const MAX_BATCH_ITEMS: i64 = 1_000_000;
 
 /// What `GET /stock/find/{item_id}` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub stock: i64,
     pub price: i64,

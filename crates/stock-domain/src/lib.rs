@@ -9,6 +9,7 @@
 //! and the view that answers `find` ([`find_view`], kept exact by a protocol every writer
 //! follows).
 
+pub mod client;
 pub mod find_view;
 pub mod item;
 pub mod reservation;
