@@ -1,6 +1,6 @@
 //! The payment service's steps in the checkout saga: `charge` (forward) and `refund`
 //! (compensation), both idempotent per saga id. The rules live in the server-side functions
-//! `payment.charge` and `payment.refund` (migrations 0002, 0005, 0008); this module parses the
+//! `payment.charge` and `payment.refund` (infra/functions/payment.sql); this module parses the
 //! requests and what those functions answer.
 //!
 //! The two steps are private routes, reached only through Spin's service chaining.
@@ -189,7 +189,7 @@ pub enum RefundOutcome {
     /// Nothing was ever charged for the saga (never charged, or its charge was refused).
     NothingCharged,
     /// The user's credit cannot take the amount back without overflowing: nothing changed, the
-    /// charge stays on record (migration 0008).
+    /// charge stays on record (see `payment.refund` in infra/functions/payment.sql).
     WouldOverflow,
 }
 

@@ -1,6 +1,6 @@
 //! Every statement the payment service runs. Each change is ONE statement, so it is atomic without
 //! a transaction object (Spin's Postgres interface has none); the saga steps are server-side
-//! functions (migration 0002) called in one statement.
+//! functions (infra/functions/payment.sql) called in one statement.
 
 /// → the new user's generated id; credit starts at 0.
 pub const CREATE_USER: &str =
@@ -35,9 +35,9 @@ pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
 /// `$1` saga id, `$2` user id, `$3` amount → outcome (see `saga::ChargeOutcome`).
 pub const CHARGE: &str = "SELECT payment.charge($1, $2, $3) AS outcome";
 
-/// `$1` saga ids, `$2` user ids, `$3` amounts (migrations 0006, 0007) → one row per saga, in order:
+/// `$1` saga ids, `$2` user ids, `$3` amounts (infra/functions/payment.sql) → one row per saga, in order:
 /// `o_saga`, `o_outcome` (as [`CHARGE`]'s).
 pub const CHARGE_MANY: &str = "SELECT o_saga, o_outcome FROM payment.charge_many($1, $2, $3)";
 
-/// `$1` saga id → outcome (see `saga::RefundOutcome`; migrations 0002, 0008).
+/// `$1` saga id → outcome (see `saga::RefundOutcome`; infra/functions/payment.sql).
 pub const REFUND: &str = "SELECT payment.refund($1) AS outcome";

@@ -1,5 +1,5 @@
 //! Reservations for the checkout saga: the request the order service sends, and what the
-//! server-side functions `stock.reserve` / `stock.release` answer (see migrations 0004, 0005, 0008).
+//! server-side functions `stock.reserve` / `stock.release` answer (see infra/functions/stock.sql).
 
 use market_core::{ApiError, parse_id};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ impl SagaLines {
     }
 }
 
-/// The four arrays `stock.reserve_many` takes (migration 0006).
+/// The four arrays `stock.reserve_many` takes (infra/functions/stock.sql).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReserveManyColumns {
     pub sagas: Vec<Option<String>>,

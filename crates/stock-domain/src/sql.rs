@@ -35,11 +35,11 @@ pub const BATCH_INIT: &str = "INSERT INTO stock.items (item_id, stock, price) \
 /// SQLSTATE of an integer overflow.
 pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
 
-/// `$1` saga id, `$2` item ids (distinct, ascending), `$3` quantities → outcome (see migration
-/// 0005; [`crate::reservation::ReserveRequest::columns`] builds the arrays).
+/// `$1` saga id, `$2` item ids (distinct, ascending), `$3` quantities → outcome (see
+/// infra/functions/stock.sql; [`crate::reservation::ReserveRequest::columns`] builds the arrays).
 pub const RESERVE: &str = "SELECT stock.reserve($1, $2, $3) AS outcome";
 
-/// `$1` saga ids, `$2` line counts, `$3` items, `$4` quantities (see migrations 0006, 0007;
+/// `$1` saga ids, `$2` line counts, `$3` items, `$4` quantities (see infra/functions/stock.sql;
 /// [`crate::reservation::ReserveManyRequest::columns`] builds them) → one row per saga, in order:
 /// `o_saga`, `o_outcome` (as [`RESERVE`]'s).
 pub const RESERVE_MANY: &str = "SELECT o_saga, o_outcome FROM stock.reserve_many($1, $2, $3, $4)";
@@ -49,5 +49,5 @@ pub const RESERVED_ITEMS: &str =
     "SELECT unnest(items) AS item FROM stock.reservations WHERE saga_id = $1 AND state = 'reserved'";
 
 /// `$1` saga id → outcome: `released`, `nothing reserved`, or `refused: stock overflow: <item>`
-/// (migration 0008: nothing changed, the reservation stays).
+/// (nothing changed, the reservation stays; see infra/functions/stock.sql).
 pub const RELEASE: &str = "SELECT stock.release($1) AS outcome";
