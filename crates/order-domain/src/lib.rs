@@ -8,6 +8,7 @@
 //! Data ownership: Postgres schema `orders` (role `orders_service`) holds the orders; Redis
 //! database 1, prefix `orders:`, holds the saga table and its work structures.
 
+pub mod error;
 pub mod order;
 pub mod redis_scripts;
 pub mod saga;

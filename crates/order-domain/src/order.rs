@@ -1,5 +1,6 @@
 //! Orders and the requests that change them.
 
+use crate::error::OrderError;
 use market_core::{ApiError, parse_count, parse_id, parse_non_negative};
 use serde::{Deserialize, Serialize};
 
@@ -55,26 +56,20 @@ impl<'a> AddItem<'a> {
     /// one that can never be paid — more than [`MAX_LINES`] lines, or quantities whose sum does
     /// not fit in 64 bits (the stock service sums an item's lines) — is 400; a paid order 409.
     pub fn refusal(&self, order: Option<(bool, i64, &str)>) -> ApiError {
-        let Some((paid, lines, quantity)) = order else { return order_not_found(self.order_id) };
+        let order_id = self.order_id.to_string();
+        let Some((paid, lines, quantity)) = order else { return OrderError::UnknownOrder { order_id }.into() };
         if paid {
-            return order_already_paid(self.order_id);
+            return OrderError::AlreadyPaid { order_id }.into();
         }
         if lines >= MAX_LINES as i64 {
-            return ApiError::BadRequest(format!(
-                "order {} has {lines} lines: an order holds at most {MAX_LINES} (what one stock reservation takes)",
-                self.order_id
-            ));
+            return OrderError::TooManyLines { order_id, lines, max: MAX_LINES }.into();
         }
         let total = quantity.parse::<i128>().ok().and_then(|q| q.checked_add(i128::from(self.quantity)));
         if total.is_none_or(|t| t > i128::from(i64::MAX)) {
-            return ApiError::BadRequest(format!(
-                "the quantities of order {} would add up to more than {} (2^63 - 1)",
-                self.order_id,
-                i64::MAX
-            ));
+            return OrderError::QuantitiesOverflow { order_id }.into();
         }
         // Nothing says no now: the order changed between the two statements (re-created).
-        ApiError::Conflict(format!("order {} changed meanwhile; try again", self.order_id))
+        OrderError::ChangedMeanwhile { order_id }.into()
     }
 }
 
@@ -103,14 +98,6 @@ impl BatchInit {
         }
         Ok(batch)
     }
-}
-
-pub fn order_not_found(order_id: &str) -> ApiError {
-    ApiError::NotFound(format!("order {order_id} not found"))
-}
-
-pub fn order_already_paid(order_id: &str) -> ApiError {
-    ApiError::Conflict(format!("order {order_id} is paid and can no longer change"))
 }
 
 #[cfg(test)]

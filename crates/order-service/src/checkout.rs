@@ -19,6 +19,7 @@ use crate::orders::load;
 use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
 use market_core::{ApiError, parse_id};
+use order_domain::error::OrderError;
 use order_domain::saga::{
     Clock, DriveResult, ORDER_CHANGED, Plan, Record, RetryPolicy, State, drive, parse_drive_limit, retry_delay_ms,
 };
@@ -149,13 +150,13 @@ fn outcome_reply(record: &Record) -> Reply {
     match record.state {
         State::Paid => paid_reply(&record.plan.order_id, Some(saga_id)),
         State::Failed if record.failed_as_invalid() => {
-            respond::error(&ApiError::BadRequest(format!("checkout refused: {reason}")))
+            respond::error(&OrderError::CheckoutInvalid { reason: reason.into() }.into())
         }
         State::Stuck => respond::error(&ApiError::InProgress(format!(
             "checkout of order {} is stuck (saga {saga_id}, {} drives: {reason}); it waits for an operator: POST /orders/saga/{saga_id}/redrive",
             record.plan.order_id, record.drives
         ))),
-        _ => respond::error(&ApiError::Conflict(format!("checkout refused: {reason}"))),
+        _ => respond::error(&OrderError::CheckoutRefused { reason: reason.into() }.into()),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::checkout::drive_limit;
 use crate::participants::Services;
 use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, TakenStuck, WallClock, unique_token};
 use market_core::{ApiError, parse_id};
+use order_domain::error::OrderError;
 use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
 use serde_json::{Value, json};
 use spin_kit::{Reply, Request, respond, route};
@@ -57,16 +58,14 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     let clock = WallClock;
     let mut record = match saga_store::take_stuck(saga_id, &owner, budget, clock.now_ms()).await? {
         TakenStuck::Taken(record) => record,
-        TakenStuck::Unknown => return Err(ApiError::NotFound(format!("saga {saga_id} not found"))),
+        TakenStuck::Unknown => return Err(OrderError::UnknownSaga { saga_id: saga_id.into() }.into()),
         TakenStuck::NotStuck(record) => {
             let state = serde_json::to_value(record.state).unwrap_or_default();
-            return Err(ApiError::Conflict(format!(
-                "saga {saga_id} is {}, not stuck: only a stuck saga is re-driven",
-                state.as_str().unwrap_or("?")
-            )));
+            let state = state.as_str().unwrap_or("?").to_string();
+            return Err(OrderError::SagaNotStuck { saga_id: saga_id.into(), state }.into());
         }
         TakenStuck::Raced => {
-            return Err(ApiError::Conflict(format!("saga {saga_id} was re-driven by another request meanwhile")));
+            return Err(OrderError::SagaRedrivenMeanwhile { saga_id: saga_id.into() }.into());
         }
     };
     let plan = record.plan.clone();

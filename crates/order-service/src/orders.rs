@@ -2,7 +2,8 @@
 
 use crate::plan_copy;
 use market_core::{ApiError, parse_id};
-use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order, order_not_found};
+use order_domain::error::OrderError;
+use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order};
 use order_domain::sql;
 use spin_kit::chain;
 use spin_kit::pg_store::{pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
@@ -21,7 +22,7 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let answer = chain::call(&payment_domain::client::find_user(user_id)).await.map_err(ApiError::Unavailable)?;
     match answer.status {
         200 => {}
-        404 => return Err(ApiError::NotFound(format!("user {user_id} not found"))),
+        404 => return Err(OrderError::UnknownUser { user_id: user_id.into() }.into()),
         s => return Err(ApiError::Unavailable(format!("payment service answered {s}: {}", answer.message()))),
     }
     let order_id = query_text(sql::CREATE_ORDER, [ParameterValue::Str(user_id.into())], "order_id").await?;
@@ -62,7 +63,7 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
                 .ok_or_else(|| ApiError::Internal("stock service answered without an item".into()))?
                 .price
         }
-        404 => return Err(ApiError::NotFound(format!("item {} not found", add.item_id))),
+        404 => return Err(OrderError::UnknownItem { item_id: add.item_id.into() }.into()),
         s => return Err(ApiError::Unavailable(format!("stock service answered {s}: {}", answer.message()))),
     };
     let cost = add.cost(price)?;
@@ -127,7 +128,7 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
 /// Reads an order; 404 when unknown.
 pub(crate) async fn load(order_id: &str) -> Result<StoredOrder, ApiError> {
     let rows = query(sql::FIND_ORDER, [ParameterValue::Str(order_id.into())]).await?;
-    let row = rows.first().ok_or_else(|| order_not_found(order_id))?;
+    let row = rows.first().ok_or_else(|| OrderError::UnknownOrder { order_id: order_id.into() })?;
     decode(row)
 }
 

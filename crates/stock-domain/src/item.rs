@@ -44,19 +44,6 @@ impl BatchInit {
     }
 }
 
-/// Errors of the stock service's own rules.
-pub fn item_not_found(item_id: &str) -> ApiError {
-    ApiError::NotFound(format!("item {item_id} not found"))
-}
-
-pub fn insufficient_stock(item_id: &str, amount: i64) -> ApiError {
-    ApiError::Conflict(format!("item {item_id} has fewer than {amount} units in stock"))
-}
-
-pub fn stock_overflow(item_id: &str) -> ApiError {
-    ApiError::BadRequest(format!("adding that amount to item {item_id} overflows its stock"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,12 +60,5 @@ mod tests {
         assert!(BatchInit::parse("100000", "10", "1").is_ok());
         assert_eq!(BatchInit::parse("1000001", "10", "1").unwrap_err().status(), 400);
         assert_eq!(BatchInit::parse("10", "x", "1").unwrap_err().status(), 400);
-    }
-
-    #[test]
-    fn rule_errors_are_client_errors() {
-        assert_eq!(item_not_found("a").status(), 404);
-        assert_eq!(insufficient_stock("a", 1).status(), 409);
-        assert_eq!(stock_overflow("a").status(), 400);
     }
 }

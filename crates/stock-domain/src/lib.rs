@@ -10,6 +10,7 @@
 //! follows).
 
 pub mod client;
+pub mod error;
 pub mod find_view;
 pub mod item;
 pub mod reservation;

@@ -1,6 +1,7 @@
 //! Reservations for the checkout saga: the request the order service sends, and what the
 //! server-side functions `stock.reserve` / `stock.release` answer (see infra/functions/stock.sql).
 
+use crate::error::StockError;
 use market_core::{ApiError, parse_id};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -154,7 +155,7 @@ impl ReserveManyRequest {
             .map(|saga| match saga {
                 Err(invalid) => Err(invalid.clone()),
                 Ok(_) => match outcomes.next().map(|o| StepOutcome::parse(o)) {
-                    Some(StepOutcome::Refused(why)) => Err(ApiError::Conflict(why)),
+                    Some(StepOutcome::Refused(reason)) => Err(StockError::ReservationRefused { reason }.into()),
                     _ => Ok(()),
                 },
             })

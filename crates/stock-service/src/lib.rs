@@ -13,8 +13,8 @@ use spin_kit::pg_store::{
 };
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
+use stock_domain::error::StockError;
 use stock_domain::find_view::{Lookup, distinct_ids};
-use stock_domain::item::{insufficient_stock, item_not_found, stock_overflow};
 use stock_domain::reservation::{ReserveManyRequest, ReserveRequest, StepOutcome};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
@@ -34,7 +34,7 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
         return Ok(respond::ok(&Item { stock, price }));
     }
     let rows = query(sql::FIND_ITEM, [ParameterValue::Str(item_id.to_string())]).await?;
-    let found = item(rows.first().ok_or_else(|| item_not_found(item_id))?)?;
+    let found = item(rows.first().ok_or_else(|| unknown_item(item_id))?)?;
     if let Lookup::Miss { epoch, stamp } = seen {
         find_view::offer(looked_up, item_id, &epoch, &stamp, found.stock, found.price).await;
     }
@@ -46,8 +46,10 @@ pub async fn add(req: Request) -> Result<Reply, ApiError> {
     let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
     let result = change_stock(sql::ADD_STOCK, &change).await?;
     let item = match result {
-        Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => return Err(stock_overflow(change.item_id)),
-        other => other.map_err(pg_failure)?.ok_or_else(|| item_not_found(change.item_id))?,
+        Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
+            return Err(StockError::StockOverflow { item_id: change.item_id.into() }.into());
+        }
+        other => other.map_err(pg_failure)?.ok_or_else(|| unknown_item(change.item_id))?,
     };
     Ok(respond::ok(&item))
 }
@@ -90,7 +92,7 @@ pub async fn reserve(req: Request) -> Result<Reply, ApiError> {
     let params =
         vec![ParameterValue::Str(saga_id), ParameterValue::ArrayStr(items), ParameterValue::ArrayInt64(quantities)];
     match StepOutcome::parse(&find_view::writing(&ids, query_text(sql::RESERVE, params, "outcome")).await?) {
-        StepOutcome::Refused(why) => Err(ApiError::Conflict(why)),
+        StepOutcome::Refused(reason) => Err(StockError::ReservationRefused { reason }.into()),
         _ => Ok(respond::ok(&serde_json::json!({ "outcome": "reserved" }))),
     }
 }
@@ -130,7 +132,7 @@ pub async fn release(req: Request) -> Result<Reply, ApiError> {
     let release = query_text(sql::RELEASE, [ParameterValue::Str(saga_id.clone())], "outcome");
     let outcome = StepOutcome::parse(&find_view::writing(&ids, release).await?);
     if let StepOutcome::Refused(why) = outcome {
-        return Err(ApiError::Conflict(format!("release refused: {why}")));
+        return Err(StockError::ReleaseRefused { reason: why }.into());
     }
     if outcome == StepOutcome::Released && ids.is_empty() {
         // Reserved after we looked (a late forward step): its items were changed unannounced;
@@ -158,7 +160,11 @@ async fn change_stock(
 /// After a refused subtract: was the item unknown, or short of stock?
 async fn refusal_reason(item_id: &str, amount: i64) -> Result<ApiError, ApiError> {
     let rows = query(sql::ITEM_EXISTS, [ParameterValue::Str(item_id.to_string())]).await?;
-    Ok(if rows.is_empty() { item_not_found(item_id) } else { insufficient_stock(item_id, amount) })
+    Ok(if rows.is_empty() {
+        unknown_item(item_id)
+    } else {
+        StockError::InsufficientStock { item_id: item_id.into(), amount }.into()
+    })
 }
 
 fn item(row: &Row) -> Result<Item, ApiError> {
@@ -167,4 +173,8 @@ fn item(row: &Row) -> Result<Item, ApiError> {
         None => Err(ApiError::Internal(format!("column {name} is not a bigint"))),
     };
     Ok(Item { stock: int("stock")?, price: int("price")? })
+}
+
+fn unknown_item(item_id: &str) -> ApiError {
+    StockError::UnknownItem { item_id: item_id.into() }.into()
 }
