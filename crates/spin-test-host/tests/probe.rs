@@ -5,6 +5,8 @@
 //! `cargo build --release --target wasm32-wasip2 -p spin-test-host-probe`.
 //! Redis/Postgres checks run only when `SPIN_TEST_HOST_REDIS` /
 //! `SPIN_TEST_HOST_PG` hold a server URL.
+// Test code: an unwrap that fails is a failing test, with the value in its message.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -5,6 +5,8 @@
 //! `redis-server` of their own (and are skipped when it is not installed).
 //! The components must be built first: `cargo build --release --target
 //! wasm32-wasip2 -p spin-test-host-probe -p spin-test-host-probe-redis`.
+// Test code: an unwrap that fails is a failing test, with the value in its message.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -5,6 +5,8 @@
 //! components (`cargo build --release --target wasm32-wasip2 -p
 //! spin-test-host-probe -p spin-test-host-probe-redis`); no store is needed,
 //! as every refusal comes before a connection is made.
+// Test code: an unwrap that fails is a failing test, with the value in its message.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

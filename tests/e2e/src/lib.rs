@@ -6,6 +6,9 @@
 //! app through the `SPIN_VARIABLE_*` environment, as with Spin.
 //!
 //! Each test binary starts its own app on a free port; the app dies with the test process.
+// The only crate allowed unsafe code: the harness calls libc (setsid, kill of a session,
+// atexit) to stop every process it started, even when a test panics.
+#![allow(unsafe_code)]
 
 use std::io::Read;
 use std::net::TcpListener;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: where the fixture components are built, URL bits,
 //! a Redis server of a test's own, and a host process whose output is collected.
-
+// Test code: an unwrap that fails is a failing test, with the value in its message.
+#![allow(clippy::unwrap_used)]
 // Each test file uses its own share of these.
 #![allow(dead_code)]
 
