@@ -7,9 +7,11 @@
 //! never finished (its server died) expires after [`PENDING_TTL_SECONDS`], after which the key
 //! can be used again. Server errors (5xx) are not recorded: the request may simply be retried.
 //!
-//! This module is the pure part (records and the decision); `spin-kit` does the Redis I/O.
+//! This module is the pure part (records, the decision, and the script that claims a key);
+//! `spin-kit` does the Redis I/O.
 
 use crate::ApiError;
+use crate::script::Script;
 use crate::sha256::{Sha256, hex};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,11 @@ pub const DONE_TTL_SECONDS: i64 = 24 * 60 * 60;
 pub const PENDING_TTL_SECONDS: i64 = 60;
 /// Longest key accepted.
 pub const MAX_KEY_LEN: usize = 255;
+
+/// ARGV: the key, a pending record ([`Record::Pending`], encoded), its TTL in seconds
+/// ([`PENDING_TTL_SECONDS`]). Claims the key if it is free; returns what it held before (`""`
+/// when it was free), in one atomic step.
+pub const CLAIM: Script = Script::new(include_str!("idempotency/claim.lua"));
 
 /// What is stored under a key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +155,23 @@ mod tests {
         let r = Record::Done { fingerprint: "POST /a".into(), status: 409, body: "{\"x\":1}".into() };
         assert_eq!(Record::decode(&r.encode()), Some(r));
         assert_eq!(Record::decode("nope"), None);
+    }
+
+    #[test]
+    fn the_claim_script_takes_a_free_key_once_and_answers_what_it_held() {
+        let Some(mut redis) = redis_test_support::TestRedis::claim() else { return };
+        let mut claim = |key: &str, record: &Record| {
+            let argv = [key.to_string(), record.encode(), PENDING_TTL_SECONDS.to_string()];
+            let reply = redis.run_script(CLAIM.source(), CLAIM.sha1(), &argv).expect("CLAIM runs");
+            redis_test_support::texts(&reply).concat()
+        };
+        let pending = Record::Pending { fingerprint: fingerprint("POST", "/a", b"") };
+        assert_eq!(claim("stock:idem:k", &pending), "", "a free key is claimed");
+        let other = Record::Pending { fingerprint: fingerprint("POST", "/b", b"") };
+        assert_eq!(Record::decode(&claim("stock:idem:k", &other)), Some(pending.clone()), "held: the first claim");
+        assert_eq!(claim("stock:idem:j", &other), "", "another key");
+        let ttl = redis.pttl("stock:idem:k");
+        assert!(ttl > 0 && ttl <= PENDING_TTL_SECONDS * 1000, "{ttl}");
     }
 
     #[test]

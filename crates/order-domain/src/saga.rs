@@ -150,6 +150,42 @@ pub enum Outcome {
     Transient(String),
 }
 
+/// What a batch of forward steps answered for one saga ([`Record::decided_by`] and the saga's
+/// driver take them as the outcomes of its first steps): its reserve, its charge if the reserve
+/// was done, and its "mark paid" if the charge was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepAnswers {
+    pub reserve: Outcome,
+    pub charge: Option<Outcome>,
+    pub mark_paid: Option<Outcome>,
+}
+
+impl StepAnswers {
+    /// For a saga whose batch ended without answers: its driver retries the steps on its own.
+    pub fn abandoned() -> Self {
+        StepAnswers {
+            reserve: Outcome::Transient("its batch ended without answers".into()),
+            charge: None,
+            mark_paid: None,
+        }
+    }
+
+    /// The answers in the order of the steps: reserve, then charge and mark paid if answered.
+    pub fn answers(&self) -> Vec<&Outcome> {
+        std::iter::once(&self.reserve).chain(self.charge.as_ref()).chain(self.mark_paid.as_ref()).collect()
+    }
+}
+
+/// What becomes of a saga after a drive, when its record is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SagaNext {
+    /// It ended (paid, or failed and compensated).
+    Final,
+    /// It runs on, due again at this time (ms): the worker claims it then. A record that has
+    /// reached its drive limit is stuck instead (out of the active set, kept for an operator).
+    RetryAt(u64),
+}
+
 /// One line of a saga's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

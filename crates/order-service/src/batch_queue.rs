@@ -9,11 +9,11 @@
 //!   takes the leader lock if it is free, in the same round trip as starting the saga. The
 //!   leader takes sagas until its own is answered; its checkout goes on, and the instance goes
 //!   on leading in the background until the queue is empty, which lets go of the lock
-//!   ([`FORWARD_TAKE`]). A saga queued while the lock is held is taken by that leader, one queued
+//!   ([`BATCH_TAKE`]). A saga queued while the lock is held is taken by that leader, one queued
 //!   after it was let go takes the lock itself: no saga waits for a leader that left.
 //! - For each saga the batch's answers decide (paid, or refused at its reserve:
 //!   [`Record::decided_by`]), the leader also ends the saga, in the step that pushes its answers
-//!   to the mailbox of the instance that queued it ([`FORWARD_SETTLE`]): its checkout answers as
+//!   to the mailbox of the instance that queued it ([`BATCH_SETTLE`]): its checkout answers as
 //!   soon as it reads them, with no round trip of its own. Each instance has one listener that
 //!   waits on its mailbox with `BLMPOP` on a Redis connection of its own, and hands the answers
 //!   to its waiting checkouts: nobody polls.
@@ -28,11 +28,14 @@
 //!   more, harmlessly), and ends the saga itself. A settle for a checkout that lost its lease
 //!   ends nothing: the saga's new owner ends it.
 
-use crate::batch_steps::{self, StepAnswers};
+use crate::batch_steps;
 use crate::saga_store::{WallClock, unique_token};
-use order_domain::redis_scripts::{FORWARD_RELEASE, FORWARD_SETTLE, FORWARD_TAKE, RECORD_RETENTION_MS};
-use order_domain::saga::{Clock, Outcome, Plan, Record};
-use serde_json::{Value, json};
+use market_core::Script;
+use order_domain::redis_scripts::{
+    BATCH_RELEASE, BATCH_SETTLE, BATCH_TAKE, MailboxMessage, QueueEntry, QueueTicket, SettleArgs, SettleSaga,
+    mailbox_key,
+};
+use order_domain::saga::{Clock, Plan, Record, StepAnswers};
 use spin_kit::redis_store::{args, dedicated_redis_connection, reply_texts, script_once};
 use spin_kit::signal;
 use std::cell::{Cell, RefCell};
@@ -55,7 +58,7 @@ const LISTEN_SECONDS: &str = "0.2";
 pub struct Ticket {
     mailbox: Rc<Mailbox>,
     token: String,
-    answer: Rc<RefCell<Option<String>>>,
+    answer: Rc<RefCell<Option<MailboxMessage>>>,
     wake: signal::Receiver,
 }
 
@@ -78,8 +81,8 @@ impl Ticket {
     }
 
     /// What `BEGIN` queues the saga with: its token, the mailbox, the leader lock's life.
-    pub fn begin_args(&self) -> [String; 3] {
-        [self.token.clone(), self.mailbox.id.clone(), LEADER_MS.to_string()]
+    pub fn queue_ticket(&self) -> QueueTicket<'_> {
+        QueueTicket { token: &self.token, mailbox: &self.mailbox.id, leader_ms: LEADER_MS }
     }
 
     /// The answers of the saga queued with this ticket; `leading` if `BEGIN` made this checkout
@@ -91,11 +94,10 @@ impl Ticket {
         self.mailbox.listen();
         self.wake.recv().await;
         let message = self.answer.borrow_mut().take();
-        let decoded = message.as_deref().and_then(|m| {
-            let (settled, answers) = m.split_once('\n')?;
-            Some(Answered { steps: decode_answer(answers)?, settled: settled == "1" })
-        });
-        decoded.unwrap_or(Answered { steps: StepAnswers::abandoned(), settled: false })
+        match message {
+            Some(MailboxMessage { steps, settled, .. }) => Answered { steps, settled },
+            None => Answered { steps: StepAnswers::abandoned(), settled: false },
+        }
     }
 }
 
@@ -117,13 +119,13 @@ struct Mailbox {
 }
 
 struct Waiter {
-    answer: Rc<RefCell<Option<String>>>,
+    answer: Rc<RefCell<Option<MailboxMessage>>>,
     wake: signal::Sender,
     since_ms: u64,
 }
 
 impl Mailbox {
-    fn wait_for(&self, token: &str, answer: Rc<RefCell<Option<String>>>, wake: signal::Sender) {
+    fn wait_for(&self, token: &str, answer: Rc<RefCell<Option<MailboxMessage>>>, wake: signal::Sender) {
         let since_ms = WallClock.now_ms();
         self.waiting.borrow_mut().insert(token.to_string(), Waiter { answer, wake, since_ms });
     }
@@ -136,7 +138,7 @@ impl Mailbox {
         }
         let mailbox = self.clone();
         spin_sdk::wit_bindgen::spawn(async move {
-            let key = format!("orders:fwd:box:{}", mailbox.id);
+            let key = mailbox_key(&mailbox.id);
             let mut conn = None;
             while !mailbox.waiting.borrow().is_empty() {
                 if conn.is_none() {
@@ -149,11 +151,12 @@ impl Mailbox {
                     None => Ok(Vec::new()),
                 };
                 match popped {
-                    // [key, answer, answer, ...], or nil after the timeout.
+                    // [key, message, message, ...], or nil after the timeout. A message whose
+                    // answers do not decode wakes its checkout without answers.
                     Ok(reply) => {
                         for item in reply_texts(&reply).iter().skip(1) {
-                            if let Some((token, answer)) = item.split_once('\n') {
-                                mailbox.deliver(token, Some(answer.to_string()));
+                            if let Some(token) = MailboxMessage::token_of(item) {
+                                mailbox.deliver(token, MailboxMessage::decode(item));
                             }
                         }
                     }
@@ -178,7 +181,7 @@ impl Mailbox {
         });
     }
 
-    fn deliver(&self, token: &str, answer: Option<String>) {
+    fn deliver(&self, token: &str, answer: Option<MailboxMessage>) {
         let waiter = self.waiting.borrow_mut().remove(token);
         if let Some(w) = waiter {
             *w.answer.borrow_mut() = answer;
@@ -204,12 +207,12 @@ async fn lead(own: &str) -> Option<StepAnswers> {
 
 /// The next batch's sagas (empty: the queue was empty and the lock is let go); `None` if the
 /// lock is lost or Redis failed.
-async fn take(leader: &str) -> Option<Vec<Queued>> {
-    let reply = call(FORWARD_TAKE, [leader, &MAX_SAGAS.to_string(), &LEADER_MS.to_string()]).await?;
+async fn take(leader: &str) -> Option<Vec<QueueEntry>> {
+    let reply = call(&BATCH_TAKE, [leader, &MAX_SAGAS.to_string(), &LEADER_MS.to_string()]).await?;
     if matches!(reply.first(), Some(spin_sdk::redis::RedisResult::Nil)) {
         return None;
     }
-    Some(reply_texts(&reply).iter().filter_map(|e| Queued::decode(e)).collect())
+    Some(reply_texts(&reply).iter().filter_map(|e| QueueEntry::decode(e)).collect())
 }
 
 /// Goes on leading in the background once the leader's own saga is answered (its checkout
@@ -221,7 +224,7 @@ fn keep_leading(token: String) {
         loop {
             let Some(queued) = take(&token).await else {
                 // Lock lost, or Redis failed: let go (if Redis still holds the lock, it expires).
-                let _ = call(FORWARD_RELEASE, [token.as_str()]).await;
+                let _ = call(&BATCH_RELEASE, [token.as_str()]).await;
                 return;
             };
             if queued.is_empty() {
@@ -232,146 +235,44 @@ fn keep_leading(token: String) {
     });
 }
 
-/// A queued saga: its ticket token, its instance's mailbox, its checkout's owner token, when its
-/// record was created, its plan (an entry of [`order_domain::redis_scripts::FORWARD_QUEUE`]).
-struct Queued {
-    token: String,
-    mailbox: String,
-    owner: String,
-    created_ms: u64,
-    plan: Plan,
-}
-
-impl Queued {
-    fn decode(entry: &str) -> Option<Queued> {
-        let mut lines = entry.splitn(6, '\n');
-        let (token, mailbox, owner) = (lines.next()?, lines.next()?, lines.next()?);
-        let created_ms = lines.next()?.parse().ok()?;
-        let (saga_id, plan) = (lines.next()?, lines.next()?);
-        let plan = Plan::from_copy(saga_id, plan)?;
-        Some(Queued { token: token.into(), mailbox: mailbox.into(), owner: owner.into(), created_ms, plan })
-    }
-}
-
 /// Sends one batch of `queued` sagas; settles every saga but the one queued under `own`, whose
 /// answers are returned.
-async fn send_and_settle(queued: Vec<Queued>, own: Option<&str>) -> Option<StepAnswers> {
+async fn send_and_settle(queued: Vec<QueueEntry>, own: Option<&str>) -> Option<StepAnswers> {
     let plans: Vec<Plan> = queued.iter().map(|q| q.plan.clone()).collect();
     let answers = batch_steps::send_batch(plans).await;
     let now = WallClock.now_ms();
     let mut mine = None;
-    let mut settle = vec![RESULT_MS.to_string(), now.to_string(), RECORD_RETENTION_MS.to_string()];
+    let mut settle = SettleArgs { box_ms: RESULT_MS, now_ms: now, sagas: Vec::new() };
     for (q, steps) in queued.into_iter().zip(answers) {
         if Some(q.token.as_str()) == own {
             mine = Some(steps);
             continue;
         }
         let record = Record::decided_by(&q.plan, q.created_ms, &steps.answers(), now, "checkout");
-        settle.extend([
-            q.mailbox,
-            q.token,
-            encode_answer(&steps),
-            q.plan.saga_id,
-            q.owner,
-            record.map(|r| r.encode()).unwrap_or_default(),
-        ]);
+        settle.sagas.push(SettleSaga {
+            mailbox: q.mailbox,
+            token: q.token,
+            steps,
+            saga_id: q.plan.saga_id,
+            owner: q.owner,
+            record,
+        });
     }
-    if settle.len() > 3 {
+    if !settle.sagas.is_empty() {
         // In the background: the leader takes its next batch (or answers its own checkout)
         // meanwhile. Lost answers are not lost work: their checkouts give up and retry the steps.
         spin_sdk::wit_bindgen::spawn(async move {
             let _busy = spin_kit::pg_store::request_started();
-            let _ = call(FORWARD_SETTLE, settle.iter().map(String::as_str)).await;
+            let _ = call(&BATCH_SETTLE, settle.argv()).await;
         });
     }
     mine
 }
 
 /// Runs a script; `None` if Redis failed (the caller falls back, nothing is retried blindly).
-async fn call<'a>(
-    script: &'a str,
-    argv: impl IntoIterator<Item = &'a str>,
+async fn call<S: AsRef<str>>(
+    script: &Script,
+    argv: impl IntoIterator<Item = S>,
 ) -> Option<Vec<spin_sdk::redis::RedisResult>> {
     script_once(script, argv).await.ok()
-}
-
-fn encode_outcome(outcome: &Outcome) -> Value {
-    match outcome {
-        Outcome::Done => json!({ "done": true }),
-        Outcome::Refused(reason) => json!({ "refused": reason }),
-        Outcome::Invalid(message) => json!({ "invalid": message }),
-        Outcome::Transient(error) => json!({ "transient": error }),
-    }
-}
-
-fn decode_outcome(v: &Value) -> Option<Outcome> {
-    if v.is_null() {
-        return None;
-    }
-    Some(if let Some(reason) = v["refused"].as_str() {
-        Outcome::Refused(reason.to_string())
-    } else if let Some(message) = v["invalid"].as_str() {
-        Outcome::Invalid(message.to_string())
-    } else if let Some(error) = v["transient"].as_str() {
-        Outcome::Transient(error.to_string())
-    } else if v["done"] == json!(true) {
-        Outcome::Done
-    } else {
-        Outcome::Transient(format!("unreadable answer {v}"))
-    })
-}
-
-fn encode_answer(f: &StepAnswers) -> String {
-    json!([encode_outcome(&f.reserve), f.charge.as_ref().map(encode_outcome), f.mark_paid.as_ref().map(encode_outcome)])
-        .to_string()
-}
-
-fn decode_answer(json: &str) -> Option<StepAnswers> {
-    let f: Value = serde_json::from_str(json).ok()?;
-    Some(StepAnswers {
-        reserve: decode_outcome(&f[0])?,
-        charge: decode_outcome(&f[1]),
-        mark_paid: decode_outcome(&f[2]),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_survive_the_round_trip() {
-        let list = [
-            StepAnswers {
-                reserve: Outcome::Done,
-                charge: Some(Outcome::Done),
-                mark_paid: Some(Outcome::Refused("order changed".into())),
-            },
-            StepAnswers { reserve: Outcome::Refused("out of stock".into()), charge: None, mark_paid: None },
-            StepAnswers { reserve: Outcome::Done, charge: Some(Outcome::Transient("timeout".into())), mark_paid: None },
-            StepAnswers {
-                reserve: Outcome::Invalid("at most 1000 lines per reservation".into()),
-                charge: None,
-                mark_paid: None,
-            },
-        ];
-        for a in &list {
-            let b = decode_answer(&encode_answer(a)).unwrap();
-            assert_eq!((&a.reserve, &a.charge, &a.mark_paid), (&b.reserve, &b.charge, &b.mark_paid));
-        }
-        assert!(decode_answer("[null]").is_none(), "a reserve is always answered");
-    }
-
-    #[test]
-    fn queue_entries_decode_as_begin_writes_them() {
-        let plan = r#"{"order_id":"o-1","generation":2,"user_id":"u","items":[["a",1]],"total":3}"#;
-        let entry = ["fwd-1", "box-2", "checkout-3", "1700", "o-1.2.0", plan].join("\n");
-        let q = Queued::decode(&entry).expect("an entry");
-        assert_eq!(
-            (q.token.as_str(), q.mailbox.as_str(), q.owner.as_str(), q.created_ms),
-            ("fwd-1", "box-2", "checkout-3", 1700)
-        );
-        assert_eq!((q.plan.saga_id.as_str(), q.plan.attempt, q.plan.total), ("o-1.2.0", 0, 3));
-        assert!(Queued::decode("fwd-1\nbox-2").is_none());
-    }
 }

@@ -12,7 +12,7 @@
 
 use crate::participants::{Services, classify_status, saga_charge, saga_reservation};
 use market_core::service_call::ServiceCall;
-use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
+use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step, StepAnswers};
 use order_domain::sql;
 use payment_domain::client as payment;
 use spin_kit::chain;
@@ -21,30 +21,6 @@ use spin_sdk::pg::ParameterValue;
 use std::cell::RefCell;
 use stock_domain::client as stock;
 use stock_domain::reservation::SagaReservation;
-
-/// What the batch answered for one saga: its reserve, its charge if the reserve was done, and
-/// its "mark paid" if the charge was done.
-pub struct StepAnswers {
-    pub reserve: Outcome,
-    pub charge: Option<Outcome>,
-    pub mark_paid: Option<Outcome>,
-}
-
-impl StepAnswers {
-    /// For a saga whose batch ended without answers: its driver retries the steps on its own.
-    pub(crate) fn abandoned() -> Self {
-        StepAnswers {
-            reserve: Outcome::Transient("its batch ended without answers".into()),
-            charge: None,
-            mark_paid: None,
-        }
-    }
-
-    /// The answers in the order of the steps: reserve, then charge and mark paid if answered.
-    pub(crate) fn answers(&self) -> Vec<&Outcome> {
-        std::iter::once(&self.reserve).chain(self.charge.as_ref()).chain(self.mark_paid.as_ref()).collect()
-    }
-}
 
 /// Most bytes of sagas' lines in one `/stock/reserve_many` body: half of what an endpoint reads
 /// ([`spin_kit::body::MAX_BODY_BYTES`]). A batch of large orders (up to 1 000 lines each) is

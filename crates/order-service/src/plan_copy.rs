@@ -4,7 +4,7 @@
 
 use crate::orders::{StoredOrder, load};
 use market_core::ApiError;
-use order_domain::redis_scripts::PUT_PLANS;
+use order_domain::redis_scripts::{PUT_PLANS, put_plans_argv};
 use order_domain::saga::Plan;
 use spin_kit::redis_store::script_idempotent;
 
@@ -28,14 +28,8 @@ pub(crate) fn plan_of(stored: &StoredOrder) -> Plan {
 /// newer copy. Idempotent, so retried once on a fresh connection.
 pub(crate) async fn put(orders: &[StoredOrder]) -> Result<(), ApiError> {
     for chunk in orders.chunks(CHUNK) {
-        let mut values = Vec::with_capacity(4 * chunk.len());
-        for stored in chunk {
-            values.push(stored.order.order_id.clone());
-            values.push(stored.generation.to_string());
-            values.push(stored.order.items.len().to_string());
-            values.push(plan_of(stored).copy_json());
-        }
-        script_idempotent(PUT_PLANS, &values).await?;
+        let plans: Vec<Plan> = chunk.iter().map(plan_of).collect();
+        script_idempotent(&PUT_PLANS, put_plans_argv(&plans)).await?;
     }
     Ok(())
 }

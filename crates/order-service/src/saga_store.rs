@@ -3,10 +3,13 @@
 
 use crate::batch_queue::Ticket;
 use market_core::ApiError;
+pub use order_domain::redis_scripts::Begun;
 use order_domain::redis_scripts::{
-    self as scripts, BEGIN, CLAIM, FINISH, LIST_STUCK, RECORD_RETENTION_MS, REDRIVE, RENEW,
+    self as scripts, BEGIN, BeginArgs, CLAIM, LIST_STUCK, REDRIVE, RENEW, SAVE_RECORD, SaveArgs, Stuck, records_of,
+    state_field,
 };
-use order_domain::saga::{Clock, Fence, Plan, Record, State};
+pub use order_domain::saga::SagaNext;
+use order_domain::saga::{Clock, Fence, Record, State};
 use spin_kit::redis_store::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
@@ -35,17 +38,6 @@ pub fn unique_token(prefix: &str) -> String {
     format!("{prefix}-{:016x}", h.finish())
 }
 
-/// What `begin` found.
-pub enum Begun {
-    /// This request started the saga (attempt) from the order's plan copy and owns its lease;
-    /// `leading` if it was queued with a ticket and took the lead of the shared batches.
-    Drive { plan: Plan, leading: bool },
-    /// A saga of this order generation is running or has paid it: wait for it.
-    Join { saga_id: String, record: Option<Record> },
-    /// The order has no plan copy (unknown order, or a copy not written): read Postgres.
-    NoCopy,
-}
-
 fn int_reply(reply: &[RedisResult]) -> i64 {
     match reply.first() {
         Some(RedisResult::Int64(n)) => *n,
@@ -62,48 +54,18 @@ pub async fn begin(
     drive_limit: u32,
     ticket: &Ticket,
 ) -> Result<Begun, ApiError> {
-    let tail = Record::running_tail_json(now_ms, drive_limit);
-    let now = now_ms.to_string();
-    let lease = LEASE_MS.to_string();
-    let [token, mailbox, leader_ms] = ticket.begin_args();
+    let args =
+        BeginArgs { order_id, owner, now_ms, lease_ms: LEASE_MS, drive_limit, queue: Some(ticket.queue_ticket()) };
     // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
-    let reply = script_once(BEGIN, [order_id, &tail, &now, &lease, owner, &token, &mailbox, &leader_ms]).await?;
+    let reply = script_once(&BEGIN, args.argv()).await?;
     let parts = reply_texts(&reply);
-    let unexpected = || ApiError::Internal(format!("unexpected begin reply {parts:?}"));
-    match (parts.first().map(String::as_str), parts.get(1), parts.get(2)) {
-        (Some("nocopy"), _, _) => Ok(Begun::NoCopy),
-        (Some("drive"), Some(saga_id), Some(copy)) => Ok(Begun::Drive {
-            plan: Plan::from_copy(saga_id, copy).ok_or_else(unexpected)?,
-            leading: parts.get(3).is_some_and(|l| l == "1"),
-        }),
-        (Some("join"), Some(saga_id), record) => {
-            Ok(Begun::Join { saga_id: saga_id.clone(), record: record.and_then(|r| Record::decode_for(saga_id, r)) })
-        }
-        _ => Err(unexpected()),
-    }
-}
-
-/// What becomes of a saga after a drive.
-pub enum SagaNext {
-    /// It ended (paid, or failed and compensated).
-    Final,
-    /// It runs on, due again at this time (ms): the worker claims it then. A record that has
-    /// reached its drive limit is stuck instead (out of the active set, kept for an operator).
-    RetryAt(u64),
+    Begun::decode(&parts).ok_or_else(|| ApiError::Internal(format!("unexpected begin reply {parts:?}")))
 }
 
 /// Writes the saga's record after a drive, if `owner` still holds the lease, and with it what
 /// comes next ([`SagaNext`]). `Ok(false)`: the lease was lost, nothing written.
 pub async fn save(record: &Record, owner: &str, next: SagaNext, now_ms: u64) -> Result<bool, ApiError> {
-    let json = record.encode();
-    let (flag, due_ms) = match (record.state, next) {
-        (State::Stuck, _) => ("s", 0),
-        (_, SagaNext::Final) => ("1", 0),
-        (_, SagaNext::RetryAt(due)) => ("0", due),
-    };
-    let (due, now, retention) = (due_ms.to_string(), now_ms.to_string(), RECORD_RETENTION_MS.to_string());
-    let id = &record.plan.saga_id;
-    let reply = script_idempotent(FINISH, [id, owner, &json, flag, &due, &now, &retention]).await?;
+    let reply = script_idempotent(&SAVE_RECORD, SaveArgs { record, owner, next, now_ms }.argv()).await?;
     Ok(int_reply(&reply) == 1)
 }
 
@@ -120,16 +82,8 @@ pub async fn load(saga_id: &str) -> Result<Option<Record>, ApiError> {
 
 /// The stuck sagas: how many there are, and the records of the `limit` stuck longest.
 pub async fn stuck(limit: usize) -> Result<(u64, Vec<Record>), ApiError> {
-    let reply = script_idempotent(LIST_STUCK, [limit.to_string().as_str()]).await?;
-    let parts = reply_texts(&reply);
-    let total = parts.first().and_then(|n| n.parse().ok()).unwrap_or(0);
-    let records = parts[1.min(parts.len())..]
-        .chunks(2)
-        .filter_map(|pair| match pair {
-            [id, raw] => Record::decode_for(id, raw),
-            _ => None,
-        })
-        .collect();
+    let reply = script_idempotent(&LIST_STUCK, [limit.to_string()]).await?;
+    let Stuck { total, records } = Stuck::decode(&reply_texts(&reply));
     Ok((total, records))
 }
 
@@ -160,7 +114,7 @@ pub async fn take_stuck(saga_id: &str, owner: &str, budget: u32, now_ms: u64) ->
     let (json, lease, now) = (redriven.encode(), LEASE_MS.to_string(), now_ms.to_string());
     // Not retried blindly: a lost reply that had taken the saga would make the retry say "raced".
     let reply =
-        script_once(REDRIVE, [saga_id, raw.as_str(), json.as_str(), owner, lease.as_str(), now.as_str()]).await?;
+        script_once(&REDRIVE, [saga_id, raw.as_str(), json.as_str(), owner, lease.as_str(), now.as_str()]).await?;
     Ok(if int_reply(&reply) == 1 { TakenStuck::Taken(redriven) } else { TakenStuck::Raced })
 }
 
@@ -178,15 +132,8 @@ pub async fn current_attempt(order_id: &str, generation: i64) -> Result<Option<i
 /// Claims up to `limit` due sagas for `owner`.
 pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<Record>, ApiError> {
     let (now, lease, limit) = (now_ms.to_string(), LEASE_MS.to_string(), limit.to_string());
-    let reply = script_once(CLAIM, [&now, &lease, owner, &limit]).await?;
-    let parts = reply_texts(&reply);
-    Ok(parts
-        .chunks(2)
-        .filter_map(|pair| match pair {
-            [id, raw] => Record::decode_for(id, raw),
-            _ => None,
-        })
-        .collect())
+    let reply = script_once(&CLAIM, [now, lease, owner.to_string(), limit, state_field(State::Running)]).await?;
+    Ok(records_of(&reply_texts(&reply)))
 }
 
 /// Whether any running saga is due now (its lease expired or its retry time come).
@@ -216,7 +163,7 @@ pub struct Lease<'a> {
 impl Fence for Lease<'_> {
     async fn renew(&self) -> bool {
         let (lease, now) = (LEASE_MS.to_string(), WallClock.now_ms().to_string());
-        let reply = script_idempotent(RENEW, [self.saga_id, self.owner, &lease, &now]).await;
+        let reply = script_idempotent(&RENEW, [self.saga_id, self.owner, &lease, &now]).await;
         matches!(reply, Ok(r) if int_reply(&r) == 1)
     }
 }

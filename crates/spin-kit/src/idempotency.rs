@@ -6,16 +6,11 @@
 //! A keyed request's body is read before the handler runs, for the fingerprint; the handler gets
 //! it from [`crate::body::bytes`] as usual.
 
-use crate::redis_store::{args, redis_idempotent, redis_once, reply_text};
+use crate::redis_store::{args, redis_idempotent, reply_text, script_once};
 use crate::{Reply, Request, body, respond};
 use market_core::ApiError;
-use market_core::idempotency::{self, DONE_TTL_SECONDS, Decision, PENDING_TTL_SECONDS, Record};
+use market_core::idempotency::{self, CLAIM, DONE_TTL_SECONDS, Decision, PENDING_TTL_SECONDS, Record};
 use std::future::Future;
-
-/// Claims the key if free (storing ARGV[1] for ARGV[2] seconds) and returns what it held before
-/// ('' when it was free), in one atomic step.
-const CLAIM_SCRIPT: &str = "local v = redis.call('GET', KEYS[1]) if v then return v end \
-     redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return ''";
 
 /// A request that carries an `Idempotency-Key`.
 pub struct KeyedRequest {
@@ -71,9 +66,7 @@ async fn claim(key: &str, fingerprint: &str) -> Result<Decision, ApiError> {
     let pending = Record::Pending { fingerprint: fingerprint.to_string() }.encode();
     let ttl = PENDING_TTL_SECONDS.to_string();
     // Not retried: a retry after a lost reply would find our own claim and refuse us.
-    let reply =
-        redis_once(|conn| async move { conn.execute("EVAL", args([CLAIM_SCRIPT, "1", key, &pending, &ttl])).await })
-            .await?;
+    let reply = script_once(&CLAIM, [key, &pending, &ttl]).await?;
     let prior = reply_text(&reply).unwrap_or_default();
     if prior.is_empty() {
         return Ok(Decision::Execute);

@@ -8,6 +8,7 @@
 
 use crate::forget_cached;
 use market_core::ApiError;
+use market_core::script::{Script, is_noscript};
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 use std::cell::RefCell;
 use std::future::Future;
@@ -82,34 +83,55 @@ where
     })
 }
 
-/// Runs a Lua script (`EVAL script 0 argv...`) that is idempotent, like [`redis_idempotent`]:
-/// retried once on a fresh connection.
+/// Runs a Lua script that is idempotent, like [`redis_idempotent`]: retried once on a fresh
+/// connection. See [`run_script`] for how.
 pub async fn script_idempotent<S: AsRef<str>>(
-    script: &str,
+    script: &Script,
     argv: impl IntoIterator<Item = S>,
 ) -> Result<Vec<RedisResult>, ApiError> {
-    let call = script_args(script, argv);
+    let argv = args(argv);
     redis_idempotent(|conn| {
-        let call = call.clone();
-        async move { conn.execute("EVAL", call).await }
+        let argv = argv.clone();
+        async move { run_script(&conn, script, argv).await }
     })
     .await
 }
 
-/// Runs a Lua script (`EVAL script 0 argv...`) that must not be repeated blindly, like
-/// [`redis_once`].
+/// Runs a Lua script that must not be repeated blindly, like [`redis_once`]. See [`run_script`]
+/// for how.
 pub async fn script_once<S: AsRef<str>>(
-    script: &str,
+    script: &Script,
     argv: impl IntoIterator<Item = S>,
 ) -> Result<Vec<RedisResult>, ApiError> {
-    let call = script_args(script, argv);
-    redis_once(|conn| async move { conn.execute("EVAL", call).await }).await
+    let argv = args(argv);
+    redis_once(|conn| async move { run_script(&conn, script, argv).await }).await
 }
 
-fn script_args<S: AsRef<str>>(script: &str, argv: impl IntoIterator<Item = S>) -> Vec<RedisParameter> {
-    let mut call = args([script, "0"]);
-    call.extend(args(argv));
-    call
+/// The only way a script runs: `EVALSHA <sha1> 0 <argv...>` (the 40-digit SHA-1 instead of the
+/// source), and, if Redis answers `NOSCRIPT` (it does not have the script cached: it was
+/// restarted, or never ran it), `EVAL <source> 0 <argv...>`, which runs it and caches it for the
+/// next `EVALSHA`.
+///
+/// The fallback is safe for scripts that must not run twice ([`script_once`]) too: a `NOSCRIPT`
+/// answer means the script did not run at all, so `EVAL` runs it for the first time. An error of
+/// the `EVAL` (or any other error of the `EVALSHA`) is returned as it is, for the caller's
+/// retry rules. How a `NOSCRIPT` answer reaches a component: [`is_noscript`].
+async fn run_script(
+    conn: &redis::Connection,
+    script: &Script,
+    argv: Vec<RedisParameter>,
+) -> Result<Vec<RedisResult>, redis::Error> {
+    let call = |first: &str, argv: Vec<RedisParameter>| {
+        let mut call = args([first, "0"]);
+        call.extend(argv);
+        call
+    };
+    match conn.execute("EVALSHA", call(script.sha1(), argv.clone())).await {
+        Err(redis::Error::Other(message)) if is_noscript(&message) => {
+            conn.execute("EVAL", call(script.source(), argv)).await
+        }
+        reply => reply,
+    }
 }
 
 /// Builds the argument list of a Redis `execute` call.

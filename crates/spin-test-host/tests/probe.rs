@@ -473,6 +473,12 @@ fn redis_host_calls() {
     assert_eq!(v["execute_set"], "Ok([RedisResult::Status(\"OK\")])", "{v}");
     assert_eq!(v["execute_mget"], "Ok([RedisResult::Binary([52, 50]), RedisResult::Nil])", "{v}");
     assert_eq!(v["publish"], "Ok(())", "{v}");
+    // What a component sees of Redis's `-NOSCRIPT` reply: `other` with the host's `redis` crate
+    // error as text, as in Spin's factor-outbound-redis (same crate, same `e.to_string()`). The
+    // services' script runner falls back to EVAL on it (`market_core::script::is_noscript`).
+    let noscript = "An error was signalled by the server - NoScriptError: No matching script. Please use EVAL.";
+    assert_eq!(v["execute_noscript"], format!("Err(Error::Other({noscript:?}))"), "{v}");
+    assert!(market_core::script::is_noscript(noscript));
 }
 
 #[test]

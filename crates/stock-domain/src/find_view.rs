@@ -3,6 +3,10 @@
 //! (then `find` reads Postgres and offers the row), but must never show a value Postgres no
 //! longer has.
 //!
+//! Each script is a `.lua` file in `find_view/`, whose header names its `ARGV` and its reply;
+//! their arguments are built, and their replies read, here ([`offer_argv`], [`Lookup::parse`],
+//! ...), and they are tested against a real Redis (`find_view/tests.rs`).
+//!
 //! Keys (Redis prefix `stock:view:`, owned by the stock service):
 //! * `clock` — a counter; every writer's step takes a fresh tick from it.
 //! * `epoch` — bumped by each batch; an entry of another epoch is not an entry.
@@ -48,6 +52,8 @@
 //! `0` where it saw a tick before (refused), or `0` where it saw `0` because the stamp was
 //! written and expired in between — which takes longer than [`STAMP_MS`].
 
+use market_core::Script;
+
 /// How long a writer's count lives (writers count out within milliseconds).
 pub const BUSY_MS: u64 = 30_000;
 /// A writer does not send its statement later than this after its [`BEGIN`].
@@ -65,84 +71,78 @@ const _: () = assert!(STAMP_MS > FREEZE_MS && STAMP_MS > MAX_OFFER_DELAY_MS, "a 
 /// How many ids one [`POPULATE`] call stores (each call holds Redis for its length).
 pub const POPULATE_CHUNK: i64 = 10_000;
 
-/// ARGV: item id. Returns `B` (read Postgres, do not offer), `H{stock}:{price}` (a hit), or
-/// `M{epoch}:{stamp}` (a miss; offer the row read from Postgres with these).
-pub const LOOKUP: &str = "\
-local id = ARGV[1] \
-if redis.call('EXISTS', 'stock:view:frozen') == 1 or redis.call('EXISTS', 'stock:view:busy:' .. id) == 1 then return 'B' end \
-local e = redis.call('GET', 'stock:view:epoch') or '0' \
-local v = redis.call('GET', 'stock:view:item:' .. id) \
-if v then local ve, rest = string.match(v, '^(%d+):(.*)$') if ve == e then return 'H' .. rest end end \
-return 'M' .. e .. ':' .. (redis.call('GET', 'stock:view:stamp:' .. id) or '0')";
+/// What the view says of an item, for `find`. ARGV: item id. Reply: [`Lookup`].
+pub const LOOKUP: Script = Script::new(include_str!("find_view/lookup.lua"));
 
-/// ARGV: item id, epoch, stamp (as [`LOOKUP`] gave them), stock, price, ttl seconds. Returns 1 if
-/// stored.
-pub const OFFER: &str = "\
-local id = ARGV[1] \
-if redis.call('EXISTS', 'stock:view:frozen') == 1 or redis.call('EXISTS', 'stock:view:busy:' .. id) == 1 then return 0 end \
-if (redis.call('GET', 'stock:view:epoch') or '0') ~= ARGV[2] then return 0 end \
-if (redis.call('GET', 'stock:view:stamp:' .. id) or '0') ~= ARGV[3] then return 0 end \
-redis.call('SET', 'stock:view:item:' .. id, ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5], 'EX', ARGV[6]) \
-return 1";
+/// Stores a row read from Postgres after a [`Lookup::Miss`], only if nothing changed since the
+/// lookup. Arguments: [`offer_argv`]. Returns 1 if stored.
+pub const OFFER: Script = Script::new(include_str!("find_view/offer.lua"));
 
-/// ARGV: busy ms, stamp ms, then the item ids. Returns the tick.
-pub const BEGIN: &str = "\
-local t = redis.call('INCR', 'stock:view:clock') \
-for i = 3, #ARGV do \
-  local b = 'stock:view:busy:' .. ARGV[i] \
-  redis.call('INCR', b) redis.call('PEXPIRE', b, ARGV[1]) \
-  redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[2]) \
-  redis.call('DEL', 'stock:view:item:' .. ARGV[i]) \
-end \
-return t";
+/// A writer counts itself in on its items (before its statement). Arguments: [`begin_argv`].
+/// Returns the tick.
+pub const BEGIN: Script = Script::new(include_str!("find_view/begin.lua"));
 
-/// ARGV: stamp ms, then the item ids [`BEGIN`] was given. Counts the writer out, gives the items a new stamp
-/// and drops their entries again. The new stamp is for [`POPULATE`]: it tells a batch that a
-/// writer finished since the batch froze (its statement may have run after the batch's). The
-/// drop is for a Redis that lost the writer's [`BEGIN`] in a crash: the writer still removes what
-/// a reader stored meanwhile. (Otherwise neither is needed: a reader's offer is refused if its
-/// lookup came before the writer's [`BEGIN`] — the stamp moved — or while the writer was counted
-/// in — no offer then.)
-pub const END: &str = "\
-local t = redis.call('INCR', 'stock:view:clock') \
-for i = 2, #ARGV do \
-  local b = 'stock:view:busy:' .. ARGV[i] \
-  if redis.call('EXISTS', b) == 1 and redis.call('DECR', b) <= 0 then redis.call('DEL', b) end \
-  redis.call('SET', 'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[1]) \
-  redis.call('DEL', 'stock:view:item:' .. ARGV[i]) \
-end \
-return t";
+/// A writer counts itself out (after its statement), gives the items a new stamp and drops their
+/// entries again. Arguments: [`end_argv`]. The new stamp is for [`POPULATE`]: it tells a batch
+/// that a writer finished since the batch froze (its statement may have run after the batch's).
+/// The drop is for a Redis that lost the writer's [`BEGIN`] in a crash: the writer still removes
+/// what a reader stored meanwhile. (Otherwise neither is needed: a reader's offer is refused if
+/// its lookup came before the writer's [`BEGIN`] — the stamp moved — or while the writer was
+/// counted in — no offer then.)
+pub const END: Script = Script::new(include_str!("find_view/end.lua"));
 
-/// ARGV: freeze ms. Returns `{tick}:{epoch}` (the batch's, for [`POPULATE`]).
-pub const FREEZE: &str = "\
-redis.call('INCR', 'stock:view:frozen') redis.call('PEXPIRE', 'stock:view:frozen', ARGV[1]) \
-local t = redis.call('INCR', 'stock:view:clock') \
-local e = redis.call('INCR', 'stock:view:epoch') \
-return t .. ':' .. e";
+/// A batch counts itself in and bumps the epoch. ARGV: freeze ms ([`FREEZE_MS`]). Reply:
+/// [`Freeze`].
+pub const FREEZE: Script = Script::new(include_str!("find_view/freeze.lua"));
 
-/// ARGV: tick, epoch (from [`FREEZE`]), ttl seconds, stock, price, first id, end id (exclusive;
-/// the ids are the integers between). Stores nothing unless this batch is the only one running
-/// and the epoch is still its own. Returns how many entries it stored.
-pub const POPULATE: &str = "\
-if tonumber(redis.call('GET', 'stock:view:frozen') or '0') ~= 1 then return 0 end \
-if (redis.call('GET', 'stock:view:epoch') or '0') ~= ARGV[2] then return 0 end \
-local tick = tonumber(ARGV[1]) \
-local entry = ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5] \
-local stored = 0 \
-for n = tonumber(ARGV[6]), tonumber(ARGV[7]) - 1 do \
-  local id = tostring(n) \
-  if redis.call('EXISTS', 'stock:view:busy:' .. id) == 0 and tonumber(redis.call('GET', 'stock:view:stamp:' .. id) or '0') < tick then \
-    redis.call('SET', 'stock:view:item:' .. id, entry, 'EX', ARGV[3]) stored = stored + 1 \
-  end \
-end \
-return stored";
+/// Stores a batch's entries for a range of its ids, unless this batch is no longer the only one
+/// running or the epoch is no longer its own, and for each item unless a writer touched it since
+/// the freeze or still writes it. Arguments: [`populate_argv`]. Returns how many it stored.
+pub const POPULATE: Script = Script::new(include_str!("find_view/populate.lua"));
 
-/// Counts a batch out.
-pub const THAW: &str = "\
-if redis.call('EXISTS', 'stock:view:frozen') == 1 and redis.call('DECR', 'stock:view:frozen') <= 0 then redis.call('DEL', 'stock:view:frozen') end \
-return 1";
+/// Counts a batch out. No arguments.
+pub const THAW: Script = Script::new(include_str!("find_view/thaw.lua"));
 
-/// What [`LOOKUP`] answered.
+/// The arguments of [`OFFER`]: item id, epoch, stamp (as [`LOOKUP`] gave them), stock, price,
+/// the entry's TTL in seconds ([`ENTRY_TTL_SECONDS`]).
+pub fn offer_argv(item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i64) -> Vec<String> {
+    vec![
+        item_id.to_string(),
+        epoch.to_string(),
+        stamp.to_string(),
+        stock.to_string(),
+        price.to_string(),
+        ENTRY_TTL_SECONDS.to_string(),
+    ]
+}
+
+/// The arguments of [`BEGIN`]: busy ms ([`BUSY_MS`]), stamp ms ([`STAMP_MS`]), then the item ids.
+pub fn begin_argv(item_ids: &[String]) -> Vec<String> {
+    [BUSY_MS.to_string(), STAMP_MS.to_string()].into_iter().chain(item_ids.iter().cloned()).collect()
+}
+
+/// The arguments of [`END`]: stamp ms ([`STAMP_MS`]), then the item ids [`BEGIN`] was given.
+pub fn end_argv(item_ids: &[String]) -> Vec<String> {
+    [STAMP_MS.to_string()].into_iter().chain(item_ids.iter().cloned()).collect()
+}
+
+/// The arguments of [`POPULATE`]: the batch's tick and epoch, the entries' TTL in seconds
+/// ([`ENTRY_TTL_SECONDS`]), stock, price, the first id and the end id (exclusive: the ids are
+/// the integers between).
+pub fn populate_argv(freeze: &Freeze, stock: i64, price: i64, from: i64, to: i64) -> Vec<String> {
+    vec![
+        freeze.tick.clone(),
+        freeze.epoch.clone(),
+        ENTRY_TTL_SECONDS.to_string(),
+        stock.to_string(),
+        price.to_string(),
+        from.to_string(),
+        to.to_string(),
+    ]
+}
+
+/// What [`LOOKUP`] answered: `B` (a bypass), `H{stock}:{price}` (a hit) or `M{epoch}:{stamp}` (a
+/// miss).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// The item's stock and price.
@@ -169,7 +169,7 @@ impl Lookup {
     }
 }
 
-/// What [`FREEZE`] answered: the batch's tick and epoch.
+/// What [`FREEZE`] answered, `{tick}:{epoch}`: the batch's tick and epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Freeze {
     pub tick: String,
@@ -202,50 +202,4 @@ pub fn distinct_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lookup_replies_parse() {
-        assert_eq!(Lookup::parse("B"), Some(Lookup::Bypass));
-        assert_eq!(Lookup::parse("H5:12"), Some(Lookup::Hit { stock: 5, price: 12 }));
-        assert_eq!(Lookup::parse("M3:17"), Some(Lookup::Miss { epoch: "3".into(), stamp: "17".into() }));
-        assert_eq!(Lookup::parse("M0:0"), Some(Lookup::Miss { epoch: "0".into(), stamp: "0".into() }));
-        for bad in ["", "H5", "Hx:1", "M3", "M:1", "M3:x", "Q"] {
-            assert_eq!(Lookup::parse(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn freeze_replies_parse() {
-        assert_eq!(Freeze::parse("41:7"), Some(Freeze { tick: "41".into(), epoch: "7".into() }));
-        assert_eq!(Freeze::parse("41"), None);
-        assert_eq!(Freeze::parse(":7"), None);
-    }
-
-    #[test]
-    fn chunks_cover_every_id_once() {
-        assert_eq!(populate_chunks(0).count(), 0);
-        assert_eq!(populate_chunks(3).collect::<Vec<_>>(), vec![(0, 3)]);
-        let chunks: Vec<_> = populate_chunks(2 * POPULATE_CHUNK + 1).collect();
-        assert_eq!(
-            chunks,
-            vec![
-                (0, POPULATE_CHUNK),
-                (POPULATE_CHUNK, 2 * POPULATE_CHUNK),
-                (2 * POPULATE_CHUNK, 2 * POPULATE_CHUNK + 1)
-            ]
-        );
-    }
-
-    #[test]
-    fn stamps_outlive_every_check_that_reads_them() {
-        assert!(BEGIN.contains("'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[2]"));
-        assert!(END.contains("'stock:view:stamp:' .. ARGV[i], t, 'PX', ARGV[1]"));
-    }
-
-    #[test]
-    fn ids_are_distinct_and_ordered() {
-        assert_eq!(distinct_ids(["b", "a", "b"]), vec!["a".to_string(), "b".to_string()]);
-    }
-}
+mod tests;

@@ -445,30 +445,6 @@ fn retry_delays_grow_and_are_capped() {
     assert_eq!(retry_delay_ms(30), 5_000);
 }
 
-#[test]
-fn begin_composes_from_the_plan_copy_exactly_the_record_a_new_saga_has() {
-    let plan = Plan {
-        saga_id: String::new(),
-        order_id: "o-1".into(),
-        generation: 3,
-        attempt: 0,
-        user_id: "u \"quoted\"".into(),
-        items: vec![Line("a".into(), 2), Line("b".into(), 1)],
-        total: 7,
-    };
-    let copy = plan.copy_json();
-    let tail = Record::running_tail_json(42, DEFAULT_DRIVE_LIMIT);
-    // What BEGIN does in Lua: the copy without its closing brace, a comma, the tail without its
-    // opening brace.
-    let composed = format!("{},{}", &copy[..copy.len() - 1], &tail[1..]);
-    let saga_id = Plan::saga_id("o-1", 3, 2);
-    let decoded = Record::decode_for(&saga_id, &composed).expect("a record");
-    let expected_plan = Plan::from_copy(&saga_id, &copy).expect("a plan");
-    assert_eq!(expected_plan.saga_id, saga_id);
-    assert_eq!(decoded, Record::new(expected_plan, 42));
-    assert!(composed.contains("\"state\":\"running\""), "{composed}");
-}
-
 /// Answers a saga's steps from a list, in order; anything past it fails transiently.
 struct Scripted(RefCell<Vec<Outcome>>);
 
