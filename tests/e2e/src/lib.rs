@@ -397,3 +397,4 @@ impl App {
 }
 
 pub mod market;
+pub mod raw_http;
