@@ -400,3 +400,4 @@ impl App {
 }
 
 pub mod market;
+pub mod raw_http;

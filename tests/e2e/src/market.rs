@@ -2,6 +2,7 @@
 
 use crate::App;
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 impl App {
     /// Creates an item with `price` and `stock` units; returns its id.
@@ -67,6 +68,27 @@ impl App {
         let status = self.get(&format!("/orders/checkout/{order}/status"));
         assert_eq!(status.status, 200, "{status:?}");
         status.json()["saga"].clone()
+    }
+
+    /// Waits until none of these orders has a running checkout saga (none started, or its saga
+    /// paid, failed or stuck), with no request but the status endpoint's: what is left running
+    /// the worker must finish. Panics after `limit`, naming how many are still running.
+    pub fn wait_until_sagas_finish<S: AsRef<str>>(&self, orders: &[S], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut running: Vec<&str> = orders.iter().map(AsRef::as_ref).collect();
+        while !running.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{} sagas still running after {limit:?}, e.g. of order {}",
+                running.len(),
+                running[0]
+            );
+            std::thread::sleep(Duration::from_millis(250));
+            running.retain(|o| {
+                self.try_request("GET", &format!("/orders/checkout/{o}/status"))
+                    .map_or(true, |r| r.status != 200 || r.json()["saga"]["state"] == "running")
+            });
+        }
     }
 }
 

@@ -44,16 +44,7 @@ fn scenario(fault: impl FnOnce(&App) + Send) -> Vec<Option<Reply>> {
     });
 
     // Recovery: every saga that started must finish without any request arriving.
-    let deadline = Instant::now() + RECOVERY_LIMIT;
-    let mut running: Vec<&String> = orders.iter().collect();
-    while !running.is_empty() {
-        assert!(Instant::now() < deadline, "{} sagas still running after {RECOVERY_LIMIT:?}", running.len());
-        std::thread::sleep(Duration::from_millis(250));
-        running.retain(|o| {
-            app.try_request("GET", &format!("/orders/checkout/{o}/status"))
-                .map_or(true, |r| r.status != 200 || r.json()["saga"]["state"] == "running")
-        });
-    }
+    app.wait_until_sagas_finish(&orders, RECOVERY_LIMIT);
 
     let paid: Vec<bool> = in_parallel(16, &orders, |o| app.order(o)["paid"].as_bool().expect("paid"));
     let credits: Vec<i64> = in_parallel(16, &users, |u| app.credit_of(u));
