@@ -6,7 +6,7 @@ use order_domain::error::OrderError;
 use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order};
 use order_domain::sql;
 use spin_kit::chain;
-use spin_kit::pg_store::{pg_failure, query, query_text, run, sqlstate, vacuum_after_bulk_write};
+use spin_kit::pg_store::{pg_failure, query, query_text, query_unmapped, sqlstate, vacuum_after_bulk_write};
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
@@ -74,7 +74,7 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Int64(cost),
         ParameterValue::Int64(MAX_LINES as i64),
     ];
-    match run(sql::ADD_ITEM, params).await? {
+    match query_unmapped(sql::ADD_ITEM, params).await? {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
             Err(ApiError::BadRequest("the order's total cost would overflow".into()))
         }

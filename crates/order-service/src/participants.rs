@@ -7,7 +7,7 @@ use order_domain::sql;
 use payment_domain::client as payment;
 use payment_domain::saga::SagaCharge;
 use spin_kit::chain;
-use spin_kit::pg_store::run;
+use spin_kit::pg_store::query_unmapped;
 use spin_sdk::pg::ParameterValue;
 use stock_domain::client as stock;
 use stock_domain::reservation::{ReserveRequest, SagaReservation};
@@ -70,7 +70,7 @@ async fn mark_paid(plan: &Plan) -> Outcome {
         ParameterValue::Str(plan.saga_id.clone()),
         ParameterValue::Int64(plan.items.len() as i64),
     ];
-    match run(sql::MARK_PAID, params).await {
+    match query_unmapped(sql::MARK_PAID, params).await {
         Ok(Ok(rows)) if rows.is_empty() => Outcome::Refused(ORDER_CHANGED.into()),
         Ok(Ok(_)) => Outcome::Done,
         Ok(Err(e)) => Outcome::Transient(format!("Postgres: {e}")),

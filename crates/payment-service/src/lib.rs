@@ -10,7 +10,8 @@ use payment_domain::{
     User, sql,
 };
 use spin_kit::pg_store::{
-    create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write,
+    create_returning, execute, pg_failure, query, query_text, query_texts, query_unmapped, sqlstate,
+    vacuum_after_bulk_write,
 };
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
@@ -31,7 +32,7 @@ pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
 /// `POST /payment/add_funds/:user_id/:amount` → the user with the new credit; 400 on overflow.
 pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
     let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
-    let rows = match run(sql::ADD_FUNDS, change_params(&change)).await? {
+    let rows = match query_unmapped(sql::ADD_FUNDS, change_params(&change)).await? {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
             return Err(PaymentError::CreditOverflow { user_id: change.user_id.to_string() }.into());
         }

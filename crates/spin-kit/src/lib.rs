@@ -47,7 +47,7 @@ where
     route::declare(route);
     let _in_flight = pg_store::request_started();
     let request_id = request_id::new();
-    let mut reply = answer(req, method, &request_id, handler).await;
+    let mut reply = dispatch(req, method, &request_id, handler).await;
     if reply.status().as_u16() >= 400 {
         respond::add_request_id(&mut reply, &request_id);
     }
@@ -57,7 +57,7 @@ where
     reply
 }
 
-async fn answer<F, Fut>(req: Request, method: http::Method, request_id: &str, handler: F) -> Reply
+async fn dispatch<F, Fut>(req: Request, method: http::Method, request_id: &str, handler: F) -> Reply
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,

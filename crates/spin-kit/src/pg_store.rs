@@ -162,12 +162,12 @@ pub async fn vacuum_after_bulk_write(vacuum: &str) {
 
 /// Runs a statement and reads all its rows; any Postgres failure is mapped by [`pg_failure`].
 pub async fn query(statement: &str, params: impl Into<Vec<pg::ParameterValue>>) -> Result<Vec<pg::Row>, ApiError> {
-    run(statement, params).await?.map_err(pg_failure)
+    query_unmapped(statement, params).await?.map_err(pg_failure)
 }
 
 /// Runs a statement and reads all its rows. The outer error is a failure to connect; the inner
 /// one is Postgres's answer, left unmapped so that the caller can look at its SQLSTATE.
-pub async fn run(
+pub async fn query_unmapped(
     statement: &str,
     params: impl Into<Vec<pg::ParameterValue>>,
 ) -> Result<Result<Vec<pg::Row>, pg::Error>, ApiError> {

@@ -9,7 +9,8 @@ mod find_view;
 
 use market_core::ApiError;
 use spin_kit::pg_store::{
-    create_returning, execute, pg_failure, query, query_text, query_texts, run, sqlstate, vacuum_after_bulk_write,
+    create_returning, execute, pg_failure, query, query_text, query_texts, query_unmapped, sqlstate,
+    vacuum_after_bulk_write,
 };
 use spin_kit::{Reply, Request, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
@@ -150,7 +151,7 @@ async fn change_stock(
     change: &StockChange<'_>,
 ) -> Result<Result<Option<Item>, spin_sdk::pg::Error>, ApiError> {
     let params = [ParameterValue::Str(change.item_id.to_string()), ParameterValue::Int64(change.amount)];
-    let result = find_view::writing(&[change.item_id.to_string()], run(statement, params)).await?;
+    let result = find_view::writing(&[change.item_id.to_string()], query_unmapped(statement, params)).await?;
     Ok(match result {
         Ok(rows) => rows.first().map(item).transpose().map_err(|e| spin_sdk::pg::Error::Decode(e.message())),
         Err(e) => Err(e),
