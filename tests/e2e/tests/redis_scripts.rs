@@ -22,9 +22,11 @@ fn every_route_works_on_after_redis_forgets_its_scripts() {
     assert_eq!(app.order(&second)["paid"], true);
     assert_eq!(app.stock_of(&item).0, 2);
     assert_eq!(app.credit_of(&user), 100 - 10 - 20);
-    let keyed = app.post_with_key(&format!("/payment/add_funds/{user}/5"), "after-flush");
+    // Keys live for a day, across runs: one of this user's own.
+    let key = format!("after-flush-{user}");
+    let keyed = app.post_with_key(&format!("/payment/add_funds/{user}/5"), &key);
     assert_eq!(keyed.status, 200, "{keyed:?}");
-    let replayed = app.post_with_key(&format!("/payment/add_funds/{user}/5"), "after-flush");
+    let replayed = app.post_with_key(&format!("/payment/add_funds/{user}/5"), &key);
     assert_eq!(replayed.status, 200, "{replayed:?}");
     assert_eq!(app.credit_of(&user), 75, "the replay was answered from the first, not applied again");
 }
