@@ -32,13 +32,13 @@ const MAX_RESERVE_BODY_BYTES: usize = spin_kit::body::MAX_BODY_BYTES / 2;
 pub(crate) async fn send_batch(batch: Vec<Plan>) -> Vec<StepAnswers> {
     let mut reserves = Vec::with_capacity(batch.len());
     for sagas in by_body_size(&batch) {
-        reserves.extend(call_batch_endpoint(&stock::reserve_many(&sagas), sagas.len()).await);
+        reserves.extend(call_batch_endpoint(stock::reserve_many(&sagas), sagas.len()).await);
     }
     let reserved: Vec<usize> = (0..batch.len()).filter(|&i| matches!(reserves[i], Outcome::Done)).collect();
     let mut charges: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
     if !reserved.is_empty() {
         let list: Vec<_> = reserved.iter().map(|&i| saga_charge(&batch[i])).collect();
-        let answers = call_batch_endpoint(&payment::charge_many(&list), list.len()).await;
+        let answers = call_batch_endpoint(payment::charge_many(&list), list.len()).await;
         for (&i, answer) in reserved.iter().zip(answers) {
             charges[i] = Some(answer);
         }
@@ -99,15 +99,16 @@ async fn mark_paid_many(plans: &[&Plan]) -> Vec<Outcome> {
 
 /// One call to a batch endpoint of `n` sagas: each saga's outcome, or the same transient error
 /// for all.
-async fn call_batch_endpoint(call: &ServiceCall, n: usize) -> Vec<Outcome> {
+async fn call_batch_endpoint(call: ServiceCall, n: usize) -> Vec<Outcome> {
     let all = |e: String| (0..n).map(|_| Outcome::Transient(e.clone())).collect();
+    let url = call.url.clone();
     let answer = match chain::call(call).await {
         Ok(answer) => answer,
         Err(e) => return all(e),
     };
     match answer.outcomes() {
         Some(list) if list.len() == n => list.into_iter().map(|a| classify_status(a.status, a.message)).collect(),
-        Some(list) => all(format!("{}: {} answers for {n} sagas", call.url, list.len())),
+        Some(list) => all(format!("{url}: {} answers for {n} sagas", list.len())),
         None => all(format!("HTTP {}: {}", answer.status, answer.message())),
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct StoredOrder {
 /// `POST /orders/create/:user_id` → `{"order_id": "<uuid>"}`; the user must exist.
 pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
-    let answer = chain::call(&payment_domain::client::find_user(user_id)).await.map_err(ApiError::Unavailable)?;
+    let answer = chain::call(payment_domain::client::find_user(user_id)).await.map_err(ApiError::Unavailable)?;
     match answer.status {
         200 => {}
         404 => return Err(OrderError::UnknownUser { user_id: user_id.into() }.into()),
@@ -56,7 +56,7 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "item_id")?,
         route::param(&req, "quantity")?,
     )?;
-    let answer = chain::call(&stock_domain::client::find(add.item_id)).await.map_err(ApiError::Unavailable)?;
+    let answer = chain::call(stock_domain::client::find(add.item_id)).await.map_err(ApiError::Unavailable)?;
     let price = match answer.status {
         200 => {
             stock_domain::client::read_item(&answer.body)

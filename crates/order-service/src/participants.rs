@@ -18,11 +18,11 @@ impl Participants for Services {
     async fn perform(&self, step: Step, plan: &Plan) -> Outcome {
         let saga = &plan.saga_id;
         match step {
-            Step::ReserveStock => step_call(&stock::reserve(saga, &reserve_lines(plan))).await,
-            Step::ChargePayment => step_call(&payment::charge(&saga_charge(plan))).await,
+            Step::ReserveStock => step_call(stock::reserve(saga, &reserve_lines(plan))).await,
+            Step::ChargePayment => step_call(payment::charge(&saga_charge(plan))).await,
             Step::MarkPaid => mark_paid(plan).await,
-            Step::RefundPayment => step_call(&payment::refund(saga)).await,
-            Step::ReleaseStock => step_call(&stock::release(saga)).await,
+            Step::RefundPayment => step_call(payment::refund(saga)).await,
+            Step::ReleaseStock => step_call(stock::release(saga)).await,
         }
     }
 }
@@ -43,7 +43,7 @@ pub(crate) fn saga_charge(plan: &Plan) -> SagaCharge {
 }
 
 /// One saga step's call to a participant, its answer as the step's outcome.
-async fn step_call(call: &ServiceCall) -> Outcome {
+async fn step_call(call: ServiceCall) -> Outcome {
     match chain::call(call).await {
         Ok(answer) => classify_status(answer.status, answer.message()),
         Err(e) => Outcome::Transient(e),

@@ -31,7 +31,7 @@ impl Answer {
 
 /// Sends a call to another service (built by that service's domain crate, its `client` module).
 /// `Err` when no response came.
-pub async fn call(call: &ServiceCall) -> Result<Answer, String> {
+pub async fn call(call: ServiceCall) -> Result<Answer, String> {
     let method = match call.method {
         CallMethod::Get => http::Method::GET,
         CallMethod::Post => http::Method::POST,
@@ -42,7 +42,7 @@ pub async fn call(call: &ServiceCall) -> Result<Answer, String> {
     }
     let request = builder
         .header(http::header::CONTENT_LENGTH, call.body.len())
-        .body(call.body.clone())
+        .body(call.body)
         .map_err(|e| format!("bad request to {}: {e}", call.url))?;
     send(request).await
 }
