@@ -90,11 +90,8 @@ pub async fn script_idempotent<S: AsRef<str>>(
     argv: impl IntoIterator<Item = S>,
 ) -> Result<Vec<RedisResult>, ApiError> {
     let argv = args(argv);
-    redis_idempotent(|conn| {
-        let argv = argv.clone();
-        async move { run_script(&conn, script, argv).await }
-    })
-    .await
+    let argv = &argv;
+    redis_idempotent(|conn| async move { run_script(&conn, script, argv).await }).await
 }
 
 /// Runs a Lua script that must not be repeated blindly, like [`redis_once`]. See [`run_script`]
@@ -104,7 +101,7 @@ pub async fn script_once<S: AsRef<str>>(
     argv: impl IntoIterator<Item = S>,
 ) -> Result<Vec<RedisResult>, ApiError> {
     let argv = args(argv);
-    redis_once(|conn| async move { run_script(&conn, script, argv).await }).await
+    redis_once(|conn| async move { run_script(&conn, script, &argv).await }).await
 }
 
 /// The only way a script runs: `EVALSHA <sha1> 0 <argv...>` (the 40-digit SHA-1 instead of the
@@ -119,17 +116,13 @@ pub async fn script_once<S: AsRef<str>>(
 async fn run_script(
     conn: &redis::Connection,
     script: &Script,
-    argv: Vec<RedisParameter>,
+    argv: &[RedisParameter],
 ) -> Result<Vec<RedisResult>, redis::Error> {
-    let call = |first: &str, argv: Vec<RedisParameter>| {
-        let mut call = args([first, "0"]);
-        call.extend(argv);
-        call
-    };
-    match conn.execute("EVALSHA", call(script.sha1(), argv.clone())).await {
-        Err(redis::Error::Other(message)) if is_noscript(&message) => {
-            conn.execute("EVAL", call(script.source(), argv)).await
-        }
+    // The arguments are copied into each command sent (`execute` takes them by value): once, and
+    // once more only on the rare fallback.
+    let call = |first: &str| args([first, "0"]).into_iter().chain(argv.iter().cloned());
+    match conn.execute("EVALSHA", call(script.sha1())).await {
+        Err(redis::Error::Other(message)) if is_noscript(&message) => conn.execute("EVAL", call(script.source())).await,
         reply => reply,
     }
 }
