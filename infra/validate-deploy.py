@@ -1,8 +1,8 @@
 """The checks of infra/validate-deploy that no ready-made validator does (run in its venv).
 
 - infra/k8s: each manifest against the Kubernetes API schemas (kubernetes-validate, strict), or,
-  for the kinds of the CRDs vendored in infra/schemas (SpinApp, CloudNativePG's Cluster and
-  ScheduledBackup), against the CRD's openAPIV3Schema with unknown fields refused, as the API
+  for the kinds of the CRDs vendored in infra/schemas (SpinApp, SpinAppExecutor, CloudNativePG's
+  Cluster and ScheduledBackup), against the CRD's openAPIV3Schema with unknown fields refused, as the API
   server's strict field validation would (the CEL rules, `x-kubernetes-validations`, are not
   evaluated). A kind with neither schema is an error, not a warning. Then the references:
   every Secret and key a manifest names exists in the manifests, every namespaced object is in
@@ -26,6 +26,7 @@ import yaml
 KUBERNETES_VERSION = "1.33.0"
 CRD_FILES = [
     "core.spinkube.dev_spinapps.yaml",
+    "core.spinkube.dev_spinappexecutors.yaml",
     "postgresql.cnpg.io_clusters.yaml",
     "postgresql.cnpg.io_scheduledbackups.yaml",
 ]
