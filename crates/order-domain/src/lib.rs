@@ -4,6 +4,7 @@
 //! * [`saga`]: the checkout saga — its record, its state machine and the driver that runs it
 //!   against any [`saga::Participants`] (HTTP calls in production, fakes in tests).
 //! * [`sql`], [`redis_scripts`]: the statements and scripts the service runs.
+//! * [`worker_health`]: whether the saga worker is doing its job (the health checks' verdict).
 //!
 //! Data ownership: Postgres schema `orders` (role `orders_service`) holds the orders; Redis
 //! database 1, prefix `orders:`, holds the saga table and its work structures.
@@ -13,3 +14,4 @@ pub mod order;
 pub mod redis_scripts;
 pub mod saga;
 pub mod sql;
+pub mod worker_health;

@@ -15,6 +15,8 @@
 //! | `orders:sagas:final` | sorted set of final sagas, scored by when they ended (ms): records older than [`RECORD_RETENTION_MS`] are deleted |
 //! | `orders:sagas:stuck` | sorted set of stuck sagas (not finished after their drive limit), scored by when they got stuck (ms): kept, never driven, until an operator re-drives one ([`LIST_STUCK`], [`REDRIVE`]) |
 //! | `orders:alarm:*` | empty keys whose expiry wakes the worker |
+//! | `orders:worker:heartbeat` | when (ms) any saga worker last ran ([`WORKER_HEARTBEAT`]) |
+//! | `orders:worker:heartbeat:<instance>` | when (ms) the worker process `<instance>` last ran; expires after [`WORKER_HEARTBEAT_TTL_MS`] |
 //! | `orders:fwd:queue`, `orders:fwd:leader`, `orders:fwd:box:<mailbox>` | sagas waiting for a shared batch of forward steps, the lock of the checkout that leads the batches, the answers for each instance ([`BEGIN`], [`BATCH_TAKE`], [`BATCH_SETTLE`], [`BATCH_RELEASE`]; the keys keep their first name, `fwd`: renaming live keys would strand the data of a running deployment) |
 //!
 //! A running saga is always in `orders:sagas:active`, scored by its lease's end while a driver
@@ -144,6 +146,19 @@ pub const REDRIVE: Script = Script::new(include_str!("redis_scripts/redrive.lua"
 
 /// The channel that wakes the worker at once.
 pub const DOORBELL: &str = "orders:doorbell";
+
+/// When (wall-clock ms) any saga worker last ran: one key, overwritten by every run.
+pub const WORKER_HEARTBEAT: &str = "orders:worker:heartbeat";
+
+/// How long the heartbeat of one worker process is kept: its instance name changes with every
+/// restart in Kubernetes (the pod's name), so each name's key must go away on its own.
+pub const WORKER_HEARTBEAT_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The heartbeat key of the worker process named `instance` (the application variable
+/// `worker_instance`).
+pub fn worker_heartbeat_key(instance: &str) -> String {
+    format!("{WORKER_HEARTBEAT}:{instance}")
+}
 
 /// The key of the current attempt pointer of an order generation.
 pub fn checkout_key(order_id: &str, generation: i64) -> String {

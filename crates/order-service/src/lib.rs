@@ -1,6 +1,7 @@
 //! The order service's endpoints (one component each) — `create`, `find`, `add_item`,
 //! `batch_init`, `checkout`, `checkout_status`, the operator's `stuck_sagas` and `redrive_saga` —
-//! and the saga worker's `drain`.
+//! and the saga worker's `drain`; [`ops`]: what the health checks and metrics read (the worker's
+//! heartbeat, the oldest due saga).
 //!
 //! Orders live in Postgres (schema `orders`); the checkout saga's table and the orders' plan
 //! copies live in Redis (database 1, prefix `orders:`); stock and payment are reached only through their services'
@@ -10,6 +11,7 @@ mod batch_queue;
 mod batch_steps;
 mod checkout;
 mod operator;
+pub mod ops;
 mod orders;
 mod participants;
 mod plan_copy;

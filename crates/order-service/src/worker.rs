@@ -86,16 +86,29 @@ pub async fn drain(budget_ms: u64) -> Result<DrainReport, ApiError> {
 /// The Redis-triggered worker's whole job: while a saga is due, ask the drain endpoint to drive
 /// the due ones. Errors (Redis or the HTTP app unreachable, a refused token) end the invocation;
 /// the next doorbell or alarm tries again.
+///
+/// Every invocation first records the worker's heartbeat (`crate::ops`), whatever happens next,
+/// and again after each drain: a worker busy draining is alive, and one whose drains fail still
+/// runs (the health checks tell "not running" from "running but failing" by the heartbeat).
 pub async fn wake() -> anyhow::Result<()> {
     let clock = WallClock;
     let started = clock.now_ms();
+    beat().await;
     while saga_store::any_due(clock.now_ms()).await.map_err(|e| anyhow::anyhow!("{e}"))? {
-        let report = request_drain().await?;
+        let report = request_drain().await;
+        beat().await;
+        let report = report?;
         if !report.more || clock.now_ms().saturating_sub(started) > MAX_WAKE_MS {
             break;
         }
     }
     Ok(())
+}
+
+/// Records the heartbeat; a failure (Redis unreachable) is not the worker's to report: the
+/// drain that follows fails on it too, and the checks see Redis down.
+async fn beat() {
+    let _ = crate::ops::record_worker_heartbeat().await;
 }
 
 async fn request_drain() -> anyhow::Result<DrainReport> {

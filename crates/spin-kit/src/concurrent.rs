@@ -27,3 +27,20 @@ pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     .await;
     outputs.into_iter().map(|o| o.expect("every future finished")).collect()
 }
+
+/// Awaits `future` for at most `limit`: `None` if the time ran out first (the future is then
+/// dropped, which cancels the host call it waited on).
+pub async fn within<F: Future>(limit: std::time::Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut timer = std::pin::pin!(spin_sdk::time::sleep(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(value) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}

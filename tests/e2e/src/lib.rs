@@ -31,7 +31,10 @@ pub struct App {
     pid: Mutex<u32>,
     /// The saga worker's supervisor, and its output (the worker's included).
     worker_log: PathBuf,
-    worker_supervisor: u32,
+    worker_supervisor: Mutex<u32>,
+    worker_launch: Launch,
+    /// Where the saga worker's process serves its probe (`GET /health/worker`).
+    pub worker_probe_base: String,
 }
 
 /// How the app was started, to start it again.
@@ -99,7 +102,7 @@ fn use_spin() -> bool {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
@@ -150,9 +153,10 @@ impl App {
             Launch { program: root.join("infra/serve-http"), args, env: env.clone(), dir: root.clone(), runner };
         let pid = spawn_tied_to_this_process(&launch, &log);
         env.push(("SPIN_VARIABLE_APP_HTTP_HOST".into(), listen.clone()));
+        let worker_probe = format!("127.0.0.1:{}", free_port());
         let worker = Launch {
             program: root.join("infra/saga-worker"),
-            args: vec!["--runner".into(), runner_program],
+            args: vec!["--runner".into(), runner_program, "--health-listen".into(), worker_probe.clone()],
             env,
             dir: root,
             runner,
@@ -171,7 +175,9 @@ impl App {
             launch,
             pid: Mutex::new(pid),
             worker_log,
-            worker_supervisor,
+            worker_supervisor: Mutex::new(worker_supervisor),
+            worker_launch: worker,
+            worker_probe_base: format!("http://{worker_probe}"),
         };
         app.wait_until_ready(runner);
         app
@@ -189,7 +195,25 @@ impl App {
 
     /// Whether the saga worker's supervisor is still running.
     pub fn worker_supervisor_alive(&self) -> bool {
-        process_alive(self.worker_supervisor)
+        process_alive(*self.worker_supervisor.lock().expect("pid"))
+    }
+
+    /// Kills the saga worker: its supervisor, its process and all they started (SIGKILL).
+    pub fn stop_worker(&self) {
+        kill_session(*self.worker_supervisor.lock().expect("pid"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Starts the saga worker again under a new supervisor (after [`App::stop_worker`]).
+    pub fn start_worker(&self) {
+        *self.worker_supervisor.lock().expect("pid") =
+            spawn_tied_to_this_process(&self.worker_launch, &self.worker_log);
+    }
+
+    /// `GET path` from the saga worker's process (its probe, `/health/worker`); `Err` when no
+    /// response came (the process is down or restarting).
+    pub fn try_worker_get(&self, path: &str) -> Result<Reply, ureq::Error> {
+        read_reply(self.agent.get(&format!("{}{}", self.worker_probe_base, path)).call()?)
     }
 
     /// Kills the process serving HTTP with SIGKILL (no chance to clean up), as a crash would,
@@ -400,4 +424,5 @@ impl App {
 }
 
 pub mod market;
+pub mod own_stores;
 pub mod raw_http;

@@ -56,26 +56,49 @@ fn the_redis_trigger_serves_only_the_saga_worker() {
     );
 }
 
+/// The HTTP component served by the saga worker's process, not the HTTP one: the worker's probe.
+const WORKER_PROBE: &str = "health-worker";
+
+/// The components of the HTTP process: every HTTP component but the worker's probe.
+fn http_process(manifest: &toml::Table) -> BTreeSet<String> {
+    let mut http = triggered(manifest, "http");
+    assert!(http.remove(WORKER_PROBE), "spin.toml has no HTTP component {WORKER_PROBE}");
+    http
+}
+
+/// The components of the worker's process: the Redis-triggered ones and the worker's probe.
+fn worker_process(manifest: &toml::Table) -> BTreeSet<String> {
+    let mut worker = triggered(manifest, "redis");
+    worker.insert(WORKER_PROBE.to_string());
+    worker
+}
+
+/// `infra/app-components <kind>`.
+fn app_components(kind: &str) -> BTreeSet<String> {
+    let out =
+        Command::new(repo_root().join("infra/app-components")).arg(kind).output().expect("infra/app-components runs");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
 #[test]
 fn kubernetes_runs_the_http_components_and_the_worker_apart() {
     let manifest = manifest();
     assert_eq!(
         spinapp_components("infra/k8s/spinapp.yaml"),
-        triggered(&manifest, "http"),
-        "infra/k8s/spinapp.yaml: the HTTP SpinApp runs every HTTP component and nothing else"
+        http_process(&manifest),
+        "infra/k8s/spinapp.yaml: the HTTP SpinApp runs every HTTP component but the worker's probe"
     );
     assert_eq!(
         spinapp_components("infra/k8s/saga-worker.yaml"),
-        triggered(&manifest, "redis"),
-        "infra/k8s/saga-worker.yaml: the worker SpinApp runs the Redis-triggered components"
+        worker_process(&manifest),
+        "infra/k8s/saga-worker.yaml: the worker SpinApp runs the Redis-triggered components and their probe"
     );
 }
 
 #[test]
-fn serve_http_selects_every_http_component() {
-    let out =
-        Command::new(repo_root().join("infra/app-components")).arg("http").output().expect("infra/app-components runs");
-    assert!(out.status.success());
-    let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-    assert_eq!(listed, triggered(&manifest(), "http"));
+fn serve_http_and_saga_worker_select_their_components() {
+    let manifest = manifest();
+    assert_eq!(app_components("http"), http_process(&manifest));
+    assert_eq!(app_components("worker"), worker_process(&manifest));
 }
