@@ -400,4 +400,5 @@ impl App {
 }
 
 pub mod market;
+pub mod otlp;
 pub mod raw_http;
