@@ -35,6 +35,7 @@ fn inline_policy() -> RetryPolicy {
 
 pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
+    spin_kit::request_context::add_field("order_id", order_id);
     let clock = WallClock;
     let started = clock.now_ms();
     let owner = unique_token("checkout");
@@ -45,8 +46,14 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         let ticket = Ticket::new();
         let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, &ticket).await? {
             Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
-            Begun::Join { saga_id, .. } => return wait_for(order_id, &saga_id, started).await,
-            Begun::Drive { plan, leading } => (plan, leading),
+            Begun::Join { saga_id, .. } => {
+                spin_kit::request_context::add_field("saga_id", saga_id.as_str());
+                return wait_for(order_id, &saga_id, started).await;
+            }
+            Begun::Drive { plan, leading } => {
+                spin_kit::request_context::add_field("saga_id", plan.saga_id.as_str());
+                (plan, leading)
+            }
             Begun::NoCopy if refreshed => {
                 return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
             }

@@ -53,6 +53,7 @@ pub async fn stuck_sagas(_req: Request) -> Result<Reply, ApiError> {
 pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     spin_kit::admin::require_admin_routes().await?;
     let saga_id = parse_id("saga_id", route::param(&req, "saga_id")?)?;
+    spin_kit::request_context::add_field("saga_id", saga_id);
     let budget = drive_limit().await?;
     let owner = unique_token("operator");
     let clock = WallClock;

@@ -38,7 +38,10 @@ pub(crate) async fn put(orders: &[StoredOrder]) -> Result<(), ApiError> {
 /// be written only costs checkouts a refresh (they find it missing or refused as old).
 pub(crate) async fn put_after_commit(orders: &[StoredOrder]) {
     if let Err(e) = put(orders).await {
-        eprintln!("plan copies of {} order(s) not written ({e}); checkouts will refresh them", orders.len());
+        spin_kit::log::warn(format_args!(
+            "plan copies of {} order(s) not written ({e}); checkouts will refresh them",
+            orders.len()
+        ));
     }
 }
 

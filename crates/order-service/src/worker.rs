@@ -75,7 +75,11 @@ pub async fn drain(budget_ms: u64) -> Result<DrainReport, ApiError> {
             return Ok(report);
         }
         report.driven += claimed.len();
-        join_all(claimed.into_iter().map(|record| drive_one(record, &owner)).collect()).await;
+        let drives = claimed.into_iter().map(|record| {
+            let saga_id = record.plan.saga_id.clone();
+            spin_kit::request_context::with_field("saga_id", saga_id, drive_one(record, &owner))
+        });
+        join_all(drives.collect()).await;
         if clock.now_ms().saturating_sub(started) > budget_ms {
             report.more = true;
             return Ok(report);
@@ -142,6 +146,10 @@ async fn drive_one(mut record: Record, owner: &str) {
         DriveResult::Fenced => Ok(false),
     };
     if let Err(e) = written {
-        eprintln!("saga {}: record not written ({e}); its lease expires and it is driven again", plan.saga_id);
+        spin_kit::log::write(
+            spin_kit::log::Level::Warn,
+            format_args!("saga {} record not written ({e}); its lease expires and it is driven again", plan.saga_id),
+            &[("saga_id", &plan.saga_id)],
+        );
     }
 }

@@ -93,6 +93,6 @@ async fn record(key: &str, fingerprint: String, reply: &Reply) {
     };
     if let Err(e) = result {
         // The claim expires by itself; until then retries get 409 rather than a second execution.
-        eprintln!("idempotency record for {key} not written: {e}");
+        crate::log::warn(format_args!("idempotency record for {key} not written: {e}"));
     }
 }

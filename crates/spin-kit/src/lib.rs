@@ -6,8 +6,9 @@
 //! the endpoint's route pattern, reading application variables (cached per instance), the admin
 //! routes' switch, the per-instance Redis and Postgres connections that heal themselves,
 //! `Idempotency-Key` handling for every mutating endpoint, calls to other components (service
-//! chaining), and running futures concurrently. Domain rules live in the Spin-free service
-//! libraries.
+//! chaining, carrying the request's trace context and id), the per-request context and the
+//! structured log lines that carry it, and running futures concurrently. Domain rules live in
+//! the Spin-free service libraries.
 //!
 //! A component is:
 //! ```ignore
@@ -19,8 +20,10 @@ pub mod body;
 pub mod chain;
 pub mod concurrent;
 pub mod idempotency;
+pub mod log;
 pub mod pg_store;
 pub mod redis_store;
+pub mod request_context;
 pub mod request_id;
 pub mod respond;
 pub mod route;
@@ -37,17 +40,26 @@ use std::future::Future;
 use std::rc::Rc;
 use std::thread::LocalKey;
 
-/// Runs `handler` for a request to the endpoint `method route`; every outcome becomes a [`Reply`]
-/// that carries the request's id (header `x-request-id`; error bodies also as `"request_id"`).
-pub async fn serve<F, Fut>(req: Request, method: http::Method, route: &'static str, handler: F) -> Reply
+/// Runs `handler` for a request to the endpoint `method route` of `component`, inside the
+/// request's context ([`request_context`]: its id, trace, route and component, for log lines
+/// and outgoing calls); every outcome becomes a [`Reply`] that carries the request's id (header
+/// `x-request-id`; error bodies also as `"request_id"`).
+pub async fn serve<F, Fut>(
+    req: Request,
+    method: http::Method,
+    route: &'static str,
+    component: &'static str,
+    handler: F,
+) -> Reply
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     route::declare(route);
     let _in_flight = pg_store::request_started();
-    let request_id = request_id::new();
-    let mut reply = dispatch(req, method, &request_id, handler).await;
+    let context = request_context::for_request(req.headers(), route, component);
+    let request_id = context.request_id.clone();
+    let mut reply = request_context::scope(context, dispatch(req, method, &request_id, handler)).await;
     if reply.status().as_u16() >= 400 {
         respond::add_request_id(&mut reply, &request_id);
     }
@@ -85,11 +97,12 @@ where
     }
 }
 
-/// The answer to `err`: a server error's whole text goes to the log, under the request's id; the
-/// client reads the public message (see [`ApiError::public_message`]) and the id.
+/// The answer to `err`: a server error's whole text goes to the log, under the request's id (the
+/// line's context); the client reads the public message (see [`ApiError::public_message`]) and
+/// the id.
 pub(crate) fn fail(err: &ApiError, request_id: &str) -> Reply {
     if err.is_server_error() {
-        eprintln!("error [request {request_id}]: {err}");
+        log::write(log::Level::Error, err, &[("status", &err.status().to_string())]);
     }
     respond::error_for(err, request_id)
 }
@@ -106,7 +119,8 @@ fn method_name(method: &http::Method) -> &'static str {
 }
 
 /// Declares a component's HTTP entry point: the method and route it serves (the route as in
-/// `spin.toml`) and the handler it runs.
+/// `spin.toml`) and the handler it runs. The component's id in log lines is its crate's name,
+/// which is its id in `spin.toml`.
 ///
 /// The component crate must depend on `spin-sdk` (its `http_service` macro refers to it by name).
 #[macro_export]
@@ -114,7 +128,7 @@ macro_rules! endpoint {
     ($method:ident $route:literal => $handler:path) => {
         #[::spin_sdk::http_service]
         async fn handle(req: $crate::Request) -> $crate::Reply {
-            $crate::serve(req, ::http::Method::$method, $route, $handler).await
+            $crate::serve(req, ::http::Method::$method, $route, env!("CARGO_PKG_NAME"), $handler).await
         }
     };
 }

@@ -156,7 +156,7 @@ pub fn pg_failure(e: pg::Error) -> ApiError {
 /// returned: the write itself is done.
 pub async fn vacuum_after_bulk_write(vacuum: &str) {
     if let Err(e) = execute(vacuum, Vec::<pg::ParameterValue>::new()).await {
-        eprintln!("{vacuum} failed ({e}); autovacuum will do it");
+        crate::log::warn(format_args!("{vacuum} failed ({e}); autovacuum will do it"));
     }
 }
 

@@ -1,5 +1,6 @@
 //! One id per request, to find a request's log lines from its answer (`x-request-id`, and the
-//! `request_id` of an error body).
+//! `request_id` of an error body); a request chained from another component keeps its caller's
+//! (see [`crate::request_context::for_request`]).
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
@@ -15,6 +16,12 @@ thread_local! {
 /// A new id: 16 hex digits, a keyed hash of this instance's request count and the time, so ids
 /// of different instances (whose keys differ) and of one instance (whose count grows) differ.
 pub fn new() -> String {
+    format!("{:016x}", random_u64())
+}
+
+/// 64 bits that differ from call to call and from instance to instance (not for secrets): the
+/// keyed hash behind [`new`], also used for new trace ids.
+pub fn random_u64() -> u64 {
     let count = COUNT.with(|c| {
         c.set(c.get().wrapping_add(1));
         c.get()
@@ -23,7 +30,7 @@ pub fn new() -> String {
     let mut h = KEYS.with(|k| k.build_hasher());
     h.write_u64(count);
     h.write_u128(nanos);
-    format!("{:016x}", h.finish())
+    h.finish()
 }
 
 #[cfg(test)]

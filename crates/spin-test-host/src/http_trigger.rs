@@ -44,9 +44,12 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use crate::otel::{self, HostSpan};
 use crate::outbound_hosts::chaining_target;
 use crate::routes::{RouteMatch, Router};
 use crate::runtime::{ComponentContext, StoreData};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// Spin 4.1's WASIp3 instance-reuse settings.
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +163,21 @@ impl HttpApp {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        // Spin's `spin_trigger_http.handle_http_request` span, named `{method} {route}` once routed.
+        let span = HostSpan::start(
+            method.to_string(),
+            SpanKind::Server,
+            &otel::extract(req.headers()),
+            vec![
+                KeyValue::new("http.request.method", method.to_string()),
+                KeyValue::new("network.peer.address", client_addr.ip().to_string()),
+                KeyValue::new("network.peer.port", client_addr.port().to_string()),
+                KeyValue::new("network.protocol.name", "http"),
+                KeyValue::new("url.path", path.clone()),
+                KeyValue::new("url.query", req.uri().query().unwrap_or("").to_owned()),
+                KeyValue::new("url.scheme", req.uri().scheme_str().unwrap_or("").to_owned()),
+            ],
+        );
         let mut req = req.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         // Transport-level header, meaningless to the guest (Spin strips it too),
         // and a service-chaining Host header must not leak in from outside.
@@ -175,6 +193,10 @@ impl HttpApp {
 
         // Spin answers its well-known paths itself, before routing.
         let response = if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+            if matches!(well_known, "health" | "info") {
+                span.set(KeyValue::new("http.route", path.clone()));
+                span.rename(format!("{method} {path}"));
+            }
             match well_known {
                 "health" => text_response(Bytes::from_static(b"OK"), None),
                 "info" => text_response(self.info.clone(), Some("application/json")),
@@ -186,8 +208,11 @@ impl HttpApp {
                 Some(route) => {
                     set_req_uri(&mut req, "http").inspect_err(|e| {
                         tracing::error!("Error handling request {method} {path}: {e:#}");
+                        span.fail(format!("{e:#}"));
                     })?;
-                    match self.dispatch(route, req, client_addr).await {
+                    span.set(KeyValue::new("http.route", route.raw_route.clone()));
+                    span.rename(format!("{method} {}", route.raw_route));
+                    match self.dispatch(route, req, client_addr, span.context()).await {
                         Ok(resp) => resp,
                         Err(e) => {
                             tracing::error!("Error processing request {method} {path}: {e:?}");
@@ -197,18 +222,23 @@ impl HttpApp {
                 }
             }
         };
+        span.set(KeyValue::new("http.response.status_code", i64::from(response.status().as_u16())));
         tracing::debug!("{method} {path} -> {} in {:?}", response.status().as_u16(), started.elapsed());
         Ok(response)
     }
 
     /// Sets the `spin-*` headers and hands the request (whose URI
-    /// [`set_req_uri`] has made absolute) to the component.
+    /// [`set_req_uri`] has made absolute) to the component, in a component
+    /// execution span under `parent`.
     async fn dispatch(
         &self,
         route: RouteMatch,
         mut req: Request<WasiBody>,
         client_addr: SocketAddr,
+        parent: &opentelemetry::Context,
     ) -> anyhow::Result<Response<WasiBody>> {
+        let execution =
+            HostSpan::start(format!("execute_wasm_component {}", route.component), SpanKind::Internal, parent, vec![]);
         let handler =
             self.handlers.get(&route.component).with_context(|| format!("unknown component {:?}", route.component))?;
 
@@ -232,9 +262,14 @@ impl HttpApp {
                 headers.append(n, v);
             }
         }
+        // The guest's `traceparent` is its execution span (see `otel`'s docs).
+        otel::inject(execution.context(), &mut headers);
         *req.headers_mut() = headers;
 
-        handler.handle((), req).await.map_err(|e| anyhow::anyhow!("{e:?}"))
+        handler.handle(execution.context().clone(), req).await.map_err(|e| {
+            execution.fail(format!("{e:?}"));
+            anyhow::anyhow!("{e:?}")
+        })
     }
 
     /// Service chaining: `http://<component>.spin.internal/...` handled
@@ -258,7 +293,10 @@ impl HttpApp {
             tracing::error!("Error handling chained request to {component:?}: {e:#}");
             return Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid);
         }
-        match self.dispatch(route, req, CHAINED_CLIENT_ADDR).await {
+        // Spin runs a chained request under the caller's outbound span, which our hook has
+        // injected into it.
+        let parent = otel::extract(req.headers());
+        match self.dispatch(route, req, CHAINED_CLIENT_ADDR, &parent).await {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 tracing::error!("Error processing chained request to {component:?}: {e:?}");
@@ -379,7 +417,8 @@ struct ReuseLimits {
 
 impl WorkerState for ReuseLimits {
     type StoreData = StoreData;
-    type RequestData = ();
+    /// The span of the component's execution for the request.
+    type RequestData = opentelemetry::Context;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_total {
@@ -393,10 +432,13 @@ impl WorkerState for ReuseLimits {
 
     fn on_request_start(
         &self,
-        _: StoreContextMut<'_, StoreData>,
-        _: (),
-        _: GuestTaskId,
+        mut store: StoreContextMut<'_, StoreData>,
+        execution: opentelemetry::Context,
+        task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        if otel::enabled() {
+            store.data_mut().request_spans.insert(task, execution);
+        }
         Box::pin(std::future::pending())
     }
 
@@ -431,7 +473,7 @@ type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> +
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        request: Request<WasiBody>,
+        mut request: Request<WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>> + Send> {
@@ -441,7 +483,42 @@ impl WasiHttpHooks for OutboundHttp {
         let app = self.app.clone();
         let target = request.uri().host().and_then(chaining_target).filter(|_| app.is_some()).map(str::to_owned);
         let component = self.ctx.id.clone();
+        // Spin's `spin_outbound_http.send_request` span; see `otel`'s docs for its parent.
+        let method = request.method().to_string();
+        let mut attributes =
+            vec![KeyValue::new("url.full", uri.clone()), KeyValue::new("http.request.method", method.clone())];
+        if let Some(host) = request.uri().host() {
+            attributes.push(KeyValue::new("server.address", host.to_owned()));
+        }
+        if let Some(port) = request.uri().port_u16() {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        let span = HostSpan::start(method, SpanKind::Client, &otel::extract(request.headers()), attributes);
+        otel::inject(span.context(), request.headers_mut());
         Box::new(async move {
+            let result = Self::send(request, options, allowed, target, app, uri, component).await;
+            match &result {
+                Ok((resp, _)) => {
+                    span.set(KeyValue::new("http.response.status_code", i64::from(resp.status().as_u16())))
+                }
+                Err(e) => span.fail(format!("{e:?}")),
+            }
+            result
+        })
+    }
+}
+
+impl OutboundHttp {
+    async fn send(
+        request: Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        allowed: bool,
+        target: Option<String>,
+        app: Option<Weak<HttpApp>>,
+        uri: String,
+        component: String,
+    ) -> Result<(Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error> {
+        {
             if !allowed {
                 tracing::error!(
                     "component {component:?}: outbound request to {uri} is not allowed by allowed_outbound_hosts"
@@ -457,6 +534,6 @@ impl WasiHttpHooks for OutboundHttp {
             let (resp, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             let io: IoFuture = Box::new(io);
             Ok((resp.map(BodyExt::boxed_unsync), io))
-        })
+        }
     }
 }

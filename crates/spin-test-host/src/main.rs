@@ -40,6 +40,9 @@
 //!   `/info`; outbound `wasi:http` with `allowed_outbound_hosts` and local
 //!   service chaining via `http://<component>.spin.internal` (HTTP-triggered
 //!   components only, as in Spin);
+//! - OpenTelemetry traces as Spin exports them when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+//!   ([`otel`]: the request, component-execution and outbound-call spans, `traceparent`
+//!   extracted and injected);
 //! - `spin:variables@3.0.0` with the `SPIN_VARIABLE_<NAME>` env provider
 //!   ([`variables`]), `spin:redis@3.0.0` ([`redis_host`]),
 //!   `spin:postgres@4.2.0` ([`pg_host`]: Spin's address check, error kinds,
@@ -74,7 +77,7 @@
 //! `fermyon:spin/inbound-redis` export), TLS, `self` and CIDR entries in
 //! `allowed_outbound_hosts`, runtime-config contents (the file is read and
 //! ignored with a warning, so only the default env variables provider exists),
-//! request timeouts, OpenTelemetry, and log files (guest output goes to our
+//! request timeouts, OpenTelemetry metrics and logs, and log files (guest output goes to our
 //! stdout/stderr).
 //!
 //! Compiled components are cached on disk by Wasmtime (default cache
@@ -94,6 +97,7 @@
 
 mod http_trigger;
 mod manifest;
+mod otel;
 mod outbound_hosts;
 mod pg_host;
 mod redis_host;
@@ -244,6 +248,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(e) = otel::init() {
+        report(&e.context("cannot start OpenTelemetry tracing"));
+        return std::process::ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -256,6 +264,7 @@ fn main() -> std::process::ExitCode {
     };
     // Do not wait for instances or connections still in flight.
     runtime.shutdown_background();
+    otel::shutdown();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<Exit>() {

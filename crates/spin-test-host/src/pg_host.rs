@@ -568,6 +568,7 @@ impl<T: Send> wit::HostConnectionBuilderWithStore<T> for SpinHost {
 
 impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
     async fn open_async(accessor: &Accessor<T, Self>, address: String) -> Result<Resource<PgConnection>, wit::Error> {
+        let _span = crate::runtime::store_call_span(accessor, "spin_outbound_pg.open_async", "postgresql");
         open_async(accessor, address).await
     }
 
@@ -577,6 +578,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<u64, wit::Error> {
+        let _span = crate::runtime::store_call_span(accessor, "spin_outbound_pg.execute", "postgresql");
         let client = accessor.with(|mut access| connection(access.get(), &conn))?;
         execute(&client, &statement, params).await
     }
@@ -587,6 +589,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<(Vec<Column>, StreamReader<Vec<DbValue>>, FutureReader<Result<(), wit::Error>>), wit::Error> {
+        let _span = crate::runtime::store_call_span(accessor, "spin_outbound_pg.query_async", "postgresql");
         let client = accessor.with(|mut access| connection(access.get(), &conn))?;
         let (columns, mut rows) = start_query(&client, &statement, params).await?;
 

@@ -10,7 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, FromRedisValue, Value};
 use wasmtime::component::{Accessor, Resource};
 
-use crate::runtime::{SpinHost, StoreData, redis_wit as wit};
+use crate::runtime::{SpinHost, StoreData, redis_wit as wit, store_call_span};
 
 /// The host side of a `connection` resource.
 pub struct RedisConnection {
@@ -49,6 +49,7 @@ impl wit::HostConnection for StoreData {
 
 impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
     async fn open(accessor: &Accessor<T, Self>, address: String) -> Result<Resource<RedisConnection>, wit::Error> {
+        let _span = store_call_span(accessor, "spin_outbound_redis.open_connection", "redis");
         // Unresolvable allowed hosts are `other`, a host not allowed is
         // `invalid-address`, as in Spin.
         let allowed = accessor.with(|mut access| {
@@ -73,6 +74,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), wit::Error> {
+        let _span = store_call_span(accessor, "PUBLISH", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         let () = conn.publish(&channel, &payload).await.map_err(other)?;
         Ok(())
@@ -83,6 +85,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         connection: Resource<RedisConnection>,
         key: String,
     ) -> Result<Option<Vec<u8>>, wit::Error> {
+        let _span = store_call_span(accessor, "GET", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         conn.get::<_, Option<Vec<u8>>>(&key).await.map_err(other)
     }
@@ -93,6 +96,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), wit::Error> {
+        let _span = store_call_span(accessor, "SET", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         let () = conn.set(&key, &value).await.map_err(other)?;
         Ok(())
@@ -103,6 +107,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         connection: Resource<RedisConnection>,
         key: String,
     ) -> Result<i64, wit::Error> {
+        let _span = store_call_span(accessor, "INCRBY", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         conn.incr(&key, 1).await.map_err(other)
     }
@@ -112,6 +117,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         connection: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> Result<u32, wit::Error> {
+        let _span = store_call_span(accessor, "DEL", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         conn.del(&keys).await.map_err(other)
     }
@@ -122,6 +128,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, wit::Error> {
+        let _span = store_call_span(accessor, "SADD", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         conn.sadd(&key, &values)
             .await
@@ -133,6 +140,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         connection: Resource<RedisConnection>,
         key: String,
     ) -> Result<Vec<String>, wit::Error> {
+        let _span = store_call_span(accessor, "SMEMBERS", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         conn.smembers(&key).await.map_err(other)
     }
@@ -143,6 +151,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         key: String,
         values: Vec<String>,
     ) -> Result<u32, wit::Error> {
+        let _span = store_call_span(accessor, "SREM", "redis");
         let mut conn = conn_of(accessor, &connection)?;
         conn.srem(&key, &values).await.map_err(other)
     }
@@ -153,6 +162,7 @@ impl<T: Send> wit::HostConnectionWithStore<T> for SpinHost {
         command: String,
         arguments: Vec<wit::RedisParameter>,
     ) -> Result<Vec<wit::RedisResult>, wit::Error> {
+        let _span = store_call_span(accessor, &command, "redis");
         let mut conn = conn_of(accessor, &connection)?;
         let mut cmd = redis::cmd(&command);
         for arg in arguments {

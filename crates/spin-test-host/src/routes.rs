@@ -40,7 +40,7 @@ pub struct Duplicate {
 pub struct RouteMatch {
     pub component: String,
     based_route: String,
-    raw_route: String,
+    pub raw_route: String,
     named: Vec<(String, String)>,
     trailing: String,
 }

@@ -60,6 +60,9 @@ pub struct StoreData {
     pub http: WasiHttpCtx,
     pub outbound_http: OutboundHttp,
     pub ctx: Arc<ComponentContext>,
+    /// The execution span of each request this instance serves, by its component-model task
+    /// (for the spans of the host calls it makes); only when tracing.
+    pub request_spans: std::collections::HashMap<wasmtime::component::GuestTaskId, opentelemetry::Context>,
 }
 
 impl StoreData {
@@ -69,7 +72,14 @@ impl StoreData {
         for (k, v) in &ctx.environment {
             wasi.env(k, v);
         }
-        Self { table: ResourceTable::new(), wasi: wasi.build(), http: WasiHttpCtx::new(), outbound_http, ctx }
+        Self {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound_http,
+            ctx,
+            request_spans: Default::default(),
+        }
     }
 
     /// The `wasi:http` view, as the handler machinery wants it.
@@ -88,6 +98,43 @@ impl WasiHttpView for StoreData {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         self.http_view()
     }
+}
+
+/// The execution span of the request whose task makes the host call (an empty context when
+/// tracing is off or the caller is not a request, e.g. the Redis trigger's).
+pub fn request_span<T>(accessor: &Accessor<T, SpinHost>) -> opentelemetry::Context {
+    if !crate::otel::enabled() {
+        return opentelemetry::Context::new();
+    }
+    accessor.with(|mut access| {
+        let root =
+            wasmtime::AsContextMut::as_context_mut(&mut access).async_call_stack().ok().and_then(|tasks| tasks.last());
+        root.and_then(|task| access.get().request_spans.get(&task).cloned()).unwrap_or_default()
+    })
+}
+
+/// A client span of a Redis or Postgres host call (Spin's `spin_outbound_redis.*` and
+/// `spin_outbound_pg.*`: `db.system.name` is `redis` or `postgresql`), under the calling
+/// request's execution span.
+pub fn store_call_span<T>(
+    accessor: &Accessor<T, SpinHost>,
+    name: &str,
+    db_system: &'static str,
+) -> crate::otel::HostSpan {
+    if !crate::otel::enabled() {
+        return crate::otel::HostSpan::start(
+            String::new(),
+            opentelemetry::trace::SpanKind::Client,
+            &Default::default(),
+            vec![],
+        );
+    }
+    crate::otel::HostSpan::start(
+        name.to_owned(),
+        opentelemetry::trace::SpanKind::Client,
+        &request_span(accessor),
+        vec![opentelemetry::KeyValue::new("db.system.name", db_system)],
+    )
 }
 
 /// The `HasData` marker through which the Spin interfaces reach [`StoreData`].

@@ -27,7 +27,7 @@ pub async fn lookup(item_id: &str) -> Lookup {
         Ok(Some(reply)) => Lookup::parse(&reply).unwrap_or(Lookup::Bypass),
         Ok(None) => Lookup::Bypass,
         Err(e) => {
-            eprintln!("stock view lookup skipped: {e}");
+            spin_kit::log::warn(format_args!("stock view lookup skipped: {e}"));
             Lookup::Bypass
         }
     }
@@ -41,7 +41,11 @@ pub async fn offer(looked_up: Instant, item_id: &str, epoch: &str, stamp: &str, 
         return;
     }
     if let Err(e) = eval_text(&OFFER, &offer_argv(item_id, epoch, stamp, stock, price), true).await {
-        eprintln!("stock view offer skipped for {item_id}: {e}");
+        spin_kit::log::write(
+            spin_kit::log::Level::Warn,
+            format_args!("stock view offer skipped: {e}"),
+            &[("item_id", item_id)],
+        );
     }
 }
 
@@ -59,11 +63,14 @@ pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<
         Err(ApiError::Unavailable("the stock change could not start in time; try again".into()))
     };
     let end = end_argv(item_ids);
-    spin_sdk::wit_bindgen::spawn(async move {
+    spin_sdk::wit_bindgen::spawn(spin_kit::request_context::bind(async move {
         if let Err(e) = eval_text(&END, &end, false).await {
-            eprintln!("stock view: {} items left counted in (the counts expire): {e}", end.len() - 1);
+            spin_kit::log::warn(format_args!(
+                "stock view: {} items left counted in (the counts expire): {e}",
+                end.len() - 1
+            ));
         }
-    });
+    }));
     result
 }
 
@@ -81,14 +88,14 @@ pub async fn batch<T>(
     if let (Ok(_), Some(freeze)) = (&result, &freeze) {
         for (from, to) in populate_chunks(n) {
             if let Err(e) = eval_text(&POPULATE, &populate_argv(freeze, stock, price, from, to), true).await {
-                eprintln!("stock view: populating items {from}..{to} skipped: {e}");
+                spin_kit::log::warn(format_args!("stock view: populating items {from}..{to} skipped: {e}"));
                 break;
             }
         }
     }
     // Not retried: counting out twice could count out another batch.
     if let Err(e) = eval_text(&THAW, &[], false).await {
-        eprintln!("stock view thaw skipped (the freeze expires): {e}");
+        spin_kit::log::warn(format_args!("stock view thaw skipped (the freeze expires): {e}"));
     }
     result
 }

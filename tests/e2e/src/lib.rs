@@ -424,5 +424,6 @@ impl App {
 }
 
 pub mod market;
+pub mod otlp;
 pub mod own_stores;
 pub mod raw_http;
