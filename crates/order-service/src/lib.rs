@@ -10,6 +10,7 @@ mod batch_queue;
 mod batch_steps;
 mod checkout;
 mod operator;
+pub mod ops;
 mod orders;
 mod participants;
 mod plan_copy;

@@ -5,7 +5,7 @@
 //! details logged under that id and never answered), reading route parameters from the path by
 //! the endpoint's route pattern, reading application variables (cached per instance), the admin
 //! routes' switch, the per-instance Redis and Postgres connections that heal themselves,
-//! `Idempotency-Key` handling for every mutating endpoint, calls to other components (service
+//! `Idempotency-Key` handling for every mutating endpoint, counting every request for `/metrics`, calls to other components (service
 //! chaining), and running futures concurrently. Domain rules live in the Spin-free service
 //! libraries.
 //!
@@ -19,6 +19,7 @@ pub mod body;
 pub mod chain;
 pub mod concurrent;
 pub mod idempotency;
+pub mod metrics;
 pub mod pg_store;
 pub mod redis_store;
 pub mod request_id;
@@ -46,8 +47,10 @@ where
 {
     route::declare(route);
     let _in_flight = pg_store::request_started();
+    let started = std::time::Instant::now();
     let request_id = request_id::new();
     let mut reply = dispatch(req, method, &request_id, handler).await;
+    metrics::count_request(route, &mut reply, started.elapsed().as_micros() as u64).await;
     if reply.status().as_u16() >= 400 {
         respond::add_request_id(&mut reply, &request_id);
     }
