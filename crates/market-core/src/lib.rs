@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod idempotency;
+pub mod metrics;
 pub mod params;
 pub mod script;
 pub mod service_call;

@@ -144,6 +144,11 @@ pub const LIST_STUCK: Script = Script::new(include_str!("redis_scripts/list_stuc
 /// nothing changed (the record changed meanwhile: another re-drive).
 pub const REDRIVE: Script = Script::new(include_str!("redis_scripts/redrive.lua"));
 
+/// ARGV: now ms, most running records read. The saga table's gauges for `/metrics`: running,
+/// stuck, the oldest running saga's `created_ms`, since when the saga due longest is due, the
+/// worker's heartbeat ([`WORKER_HEARTBEAT`]); -1 for none.
+pub const SAGA_GAUGES: Script = Script::new(include_str!("redis_scripts/saga_gauges.lua"));
+
 /// The channel that wakes the worker at once.
 pub const DOORBELL: &str = "orders:doorbell";
 

@@ -22,6 +22,7 @@
 //! [`Fence`], so tests run it against fakes with injected failures.
 
 use crate::order::Line;
+use market_core::metrics::CheckoutOutcome;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
@@ -372,6 +373,36 @@ impl Record {
     /// cannot be paid as it is (its checkout answers 400).
     pub fn failed_as_invalid(&self) -> bool {
         self.state == State::Failed && self.reason.as_deref().is_some_and(|r| r.starts_with(INVALID_ORDER))
+    }
+}
+
+impl Record {
+    /// How a checkout answered with this record is counted (`market_core::metrics`): paid,
+    /// stuck, refused by the stock or the payment service (the step whose refusal failed it),
+    /// or failed otherwise (invalid order, order changed, ...). `None` while it runs.
+    pub fn checkout_outcome(&self) -> Option<CheckoutOutcome> {
+        match self.state {
+            State::Running => None,
+            State::Paid => Some(CheckoutOutcome::Paid),
+            State::Stuck => Some(CheckoutOutcome::Stuck),
+            State::Failed if self.failed_as_invalid() => Some(CheckoutOutcome::Failed),
+            State::Failed => {
+                let refused = self.history.iter().rev().find(|e| e.outcome.starts_with("refused: "));
+                Some(match refused.map(|e| e.step) {
+                    Some(Step::ReserveStock) => CheckoutOutcome::RefusedStock,
+                    Some(Step::ChargePayment) => CheckoutOutcome::RefusedCredit,
+                    _ => CheckoutOutcome::Failed,
+                })
+            }
+        }
+    }
+}
+
+impl DriveReport {
+    /// The compensation steps (release stock, refund payment) this drive performed.
+    pub fn compensations(&self) -> u64 {
+        let undo = |e: &&Event| matches!(e.step, Step::RefundPayment | Step::ReleaseStock) && e.outcome == "done";
+        self.events.iter().filter(undo).count() as u64
     }
 }
 

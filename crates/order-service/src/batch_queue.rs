@@ -31,6 +31,7 @@
 use crate::batch_steps;
 use crate::saga_store::{WallClock, unique_token};
 use market_core::Script;
+use market_core::metrics::Tally;
 use order_domain::redis_scripts::{
     BATCH_RELEASE, BATCH_SETTLE, BATCH_TAKE, MailboxMessage, QueueEntry, QueueTicket, SettleArgs, SettleSaga,
     mailbox_key,
@@ -67,6 +68,8 @@ pub struct Ticket {
 pub struct Answered {
     pub steps: StepAnswers,
     pub settled: bool,
+    /// The batches this checkout sent as the leader, for its request's counts.
+    pub led: Tally,
 }
 
 impl Ticket {
@@ -88,15 +91,16 @@ impl Ticket {
     /// The answers of the saga queued with this ticket; `leading` if `BEGIN` made this checkout
     /// the leader.
     pub async fn answers(mut self, leading: bool) -> Answered {
-        if leading && let Some(steps) = lead(&self.token).await {
-            return Answered { steps, settled: false };
+        let mut led = Tally::new();
+        if leading && let Some(steps) = lead(&self.token, &mut led).await {
+            return Answered { steps, settled: false, led };
         }
         self.mailbox.listen();
         self.wake.recv().await;
         let message = self.answer.borrow_mut().take();
         match message {
-            Some(MailboxMessage { steps, settled, .. }) => Answered { steps, settled },
-            None => Answered { steps: StepAnswers::abandoned(), settled: false },
+            Some(MailboxMessage { steps, settled, .. }) => Answered { steps, settled, led },
+            None => Answered { steps: StepAnswers::abandoned(), settled: false, led },
         }
     }
 }
@@ -191,13 +195,15 @@ impl Mailbox {
 }
 
 /// Leads batches until one answers the saga queued under `own` (its answers), or until the
-/// queue is empty or the lock is lost (`None`: its answers come from another leader).
-async fn lead(own: &str) -> Option<StepAnswers> {
+/// queue is empty or the lock is lost (`None`: its answers come from another leader). Each batch
+/// sent is counted in `led`.
+async fn lead(own: &str, led: &mut Tally) -> Option<StepAnswers> {
     loop {
         let queued = take(own).await?;
         if queued.is_empty() {
             return None;
         }
+        led.batch(queued.len());
         if let Some(mine) = send_and_settle(queued, Some(own)).await {
             keep_leading(own.to_string());
             return Some(mine);
@@ -230,7 +236,12 @@ fn keep_leading(token: String) {
             if queued.is_empty() {
                 return;
             }
+            // No request to count it with: one call of its own, after the batch, off any
+            // checkout's path.
+            let mut batch = Tally::new();
+            batch.batch(queued.len());
             send_and_settle(queued, None).await;
+            spin_kit::metrics::count(batch).await;
         }
     });
 }

@@ -18,6 +18,7 @@ use crate::batch_steps::AnsweredSteps;
 use crate::orders::load;
 use crate::plan_copy;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
+use market_core::metrics::{CheckoutOutcome, Tally};
 use market_core::{ApiError, parse_id};
 use order_domain::error::OrderError;
 use order_domain::saga::{
@@ -34,6 +35,15 @@ fn inline_policy() -> RetryPolicy {
 }
 
 pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
+    let mut counted = Tally::new();
+    let mut reply = checkout_counting(req, &mut counted).await?;
+    spin_kit::metrics::add(&mut reply, counted);
+    Ok(reply)
+}
+
+/// The checkout; the drives and batches it did are added to `counted` (its outcome is counted
+/// with its reply: [`outcome_reply`]).
+async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
     spin_kit::request_context::add_field("order_id", order_id);
     let clock = WallClock;
@@ -69,11 +79,13 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
         let now = clock.now_ms();
         let mut record = Record::new(plan.clone(), now).with_drive_limit(drive_limit);
         let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-        let answered = ticket.answers(leading).await;
+        let mut answered = ticket.answers(leading).await;
+        counted.merge(std::mem::take(&mut answered.led));
         // Whether the shared batch already ended the saga with the answers it gave.
         let settled = answered.settled;
         let steps = AnsweredSteps::new(answered.steps);
         let report = drive(&plan, &steps, &clock, &lease, &inline_policy(), "checkout").await;
+        counted.saga_drives(1, report.compensations());
         let now = clock.now_ms();
         record.apply(&report, now);
         match report.result {
@@ -117,7 +129,13 @@ pub(crate) async fn drive_limit() -> Result<u32, ApiError> {
 /// `None` if a checkout should begin again; 404 for an unknown order.
 async fn refresh_copy(order_id: &str) -> Result<Option<Reply>, ApiError> {
     let stored = plan_copy::refresh(order_id).await?;
-    Ok(stored.order.paid.then(|| paid_reply(order_id, None)))
+    Ok(stored.order.paid.then(|| {
+        let mut reply = paid_reply(order_id, None);
+        let mut paid = Tally::new();
+        paid.checkout(CheckoutOutcome::Paid);
+        spin_kit::metrics::add(&mut reply, paid);
+        reply
+    }))
 }
 
 /// Whether the saga failed because "mark paid" found the order changed since the plan was read.
@@ -152,6 +170,16 @@ fn paid_reply(order_id: &str, saga_id: Option<&str>) -> Reply {
 /// 200 when the saga paid the order; 409 with the reason when it was refused; 400 when a
 /// participant called it invalid (the order cannot be paid as it is); 503 when it is stuck.
 fn outcome_reply(record: &Record) -> Reply {
+    let mut reply = outcome_answer(record);
+    if let Some(outcome) = record.checkout_outcome() {
+        let mut tally = Tally::new();
+        tally.checkout(outcome);
+        spin_kit::metrics::add(&mut reply, tally);
+    }
+    reply
+}
+
+fn outcome_answer(record: &Record) -> Reply {
     let reason = record.reason.as_deref().unwrap_or("unknown reason");
     let saga_id = &record.plan.saga_id;
     match record.state {

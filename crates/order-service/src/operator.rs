@@ -11,6 +11,7 @@
 use crate::checkout::drive_limit;
 use crate::participants::Services;
 use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, TakenStuck, WallClock, unique_token};
+use market_core::metrics::Tally;
 use market_core::{ApiError, parse_id};
 use order_domain::error::OrderError;
 use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
@@ -72,6 +73,8 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     let plan = record.plan.clone();
     let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
     let report = drive(&plan, &Services, &clock, &lease, &operator_policy(), "operator").await;
+    let mut counted = Tally::new();
+    counted.saga_drives(1, report.compensations());
     let now = clock.now_ms();
     record.apply(&report, now);
     match report.result {
@@ -85,5 +88,7 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
         // Another driver took the saga over (our lease ran out): it is running.
         DriveResult::Fenced => {}
     }
-    Ok(respond::ok(&summary(&record)))
+    let mut reply = respond::ok(&summary(&record));
+    spin_kit::metrics::add(&mut reply, counted);
+    Ok(reply)
 }

@@ -1,14 +1,17 @@
-//! What operators and the ops components (health checks, metrics) read of the order service's
+//! What operators and the ops components (health checks, `/metrics`) read of the order service's
 //! Redis table, and the saga worker's heartbeat, which this module owns: the worker writes it
-//! ([`record_worker_heartbeat`]) every time it runs, the checks read its age. Other components
-//! reach these keys only through these functions.
+//! ([`record_worker_heartbeat`]) every time it runs, the checks and the metrics read its age.
+//! Other components reach these keys only through these functions.
 
 use crate::saga_store::WallClock;
 use market_core::ApiError;
-use order_domain::redis_scripts::{ACTIVE_SAGAS, WORKER_HEARTBEAT, WORKER_HEARTBEAT_TTL_MS, worker_heartbeat_key};
+use market_core::metrics::SagaGauges;
+use order_domain::redis_scripts::{
+    ACTIVE_SAGAS, SAGA_GAUGES, WORKER_HEARTBEAT, WORKER_HEARTBEAT_TTL_MS, worker_heartbeat_key,
+};
 use order_domain::saga::Clock;
 pub use order_domain::worker_health::WorkerHealth;
-use spin_kit::redis_store::{args, redis_idempotent, reply_texts};
+use spin_kit::redis_store::{args, redis_idempotent, reply_texts, script_idempotent};
 use spin_kit::vars;
 
 /// The application variable that names a worker process (`worker_instance`: in Kubernetes its
@@ -17,6 +20,32 @@ const WORKER_INSTANCE_VARIABLE: &str = "worker_instance";
 
 /// The application variable that bounds the worker's silence while sagas are due (seconds).
 const MAX_SILENCE_VARIABLE: &str = "worker_max_silence_seconds";
+
+/// `GET /metrics` (component `metrics`): the app's counters with the saga table's gauges. The
+/// order service holds the only gauges today, so the endpoint is here; it reads the counters
+/// through `spin_kit::metrics`, their owner.
+pub async fn metrics_endpoint(_req: spin_kit::Request) -> Result<spin_kit::Reply, ApiError> {
+    spin_kit::metrics::exposition(saga_gauges().await?).await
+}
+
+/// Most running records [`saga_gauges`] reads to find the oldest (see `saga_gauges.lua`).
+const MOST_RECORDS_READ: usize = 1_000;
+
+/// The saga table's gauges and the worker's heartbeat age, in one Redis call.
+pub async fn saga_gauges() -> Result<SagaGauges, ApiError> {
+    let now = WallClock.now_ms();
+    let reply = script_idempotent(&SAGA_GAUGES, [now.to_string(), MOST_RECORDS_READ.to_string()]).await?;
+    let values: Vec<i64> = reply_texts(&reply).iter().map(|v| v.parse().unwrap_or(-1)).collect();
+    let value = |i: usize| values.get(i).copied().unwrap_or(-1);
+    let age = |i: usize| u64::try_from(value(i)).ok().map(|at| now.saturating_sub(at) as f64 / 1000.0);
+    Ok(SagaGauges {
+        running: u64::try_from(value(0)).unwrap_or(0),
+        stuck: u64::try_from(value(1)).unwrap_or(0),
+        oldest_running_seconds: age(2),
+        oldest_due_seconds: age(3),
+        worker_last_run_seconds: age(4),
+    })
+}
 
 /// Records that a saga worker runs now: the shared heartbeat, and this process's own (named by
 /// the component variable `worker_instance`, when it has one). Called by the worker on every

@@ -17,6 +17,7 @@
 use crate::participants::Services;
 use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
 use market_core::ApiError;
+use market_core::metrics::Tally;
 use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
 use serde::{Deserialize, Serialize};
 use spin_kit::concurrent::join_all;
@@ -54,7 +55,10 @@ pub async fn drain_endpoint(req: Request) -> Result<Reply, ApiError> {
     if expected.is_empty() || !same_secret(given, expected.as_bytes()) {
         return Err(ApiError::NotFound("no such route".into()));
     }
-    Ok(respond::ok(&drain(MAX_DRAIN_MS).await?))
+    let mut counted = Tally::new();
+    let mut reply = respond::ok(&drain_counting(MAX_DRAIN_MS, &mut counted).await?);
+    spin_kit::metrics::add(&mut reply, counted);
+    Ok(reply)
 }
 
 /// Compares two secrets in a time that does not depend on where they differ.
@@ -65,6 +69,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// Drives every due saga, for at most `budget_ms`. Errors are Redis failures: the next message
 /// retries.
 pub async fn drain(budget_ms: u64) -> Result<DrainReport, ApiError> {
+    drain_counting(budget_ms, &mut Tally::new()).await
+}
+
+/// [`drain`], adding the drives and their compensations to `counted`.
+async fn drain_counting(budget_ms: u64, counted: &mut Tally) -> Result<DrainReport, ApiError> {
     let clock = WallClock;
     let started = clock.now_ms();
     let owner = unique_token("worker");
@@ -75,11 +84,13 @@ pub async fn drain(budget_ms: u64) -> Result<DrainReport, ApiError> {
             return Ok(report);
         }
         report.driven += claimed.len();
+        let driven = claimed.len() as u64;
         let drives = claimed.into_iter().map(|record| {
             let saga_id = record.plan.saga_id.clone();
             spin_kit::request_context::with_field("saga_id", saga_id, drive_one(record, &owner))
         });
-        join_all(drives.collect()).await;
+        let compensations: u64 = join_all(drives.collect()).await.into_iter().sum();
+        counted.saga_drives(driven, compensations);
         if clock.now_ms().saturating_sub(started) > budget_ms {
             report.more = true;
             return Ok(report);
@@ -131,7 +142,8 @@ async fn request_drain() -> anyhow::Result<DrainReport> {
     Ok(serde_json::from_slice(&answer.body)?)
 }
 
-async fn drive_one(mut record: Record, owner: &str) {
+/// Drives one claimed saga; the compensation steps it performed.
+async fn drive_one(mut record: Record, owner: &str) -> u64 {
     let clock = WallClock;
     let plan = record.plan.clone();
     let lease = Lease { saga_id: &plan.saga_id, owner };
@@ -152,4 +164,5 @@ async fn drive_one(mut record: Record, owner: &str) {
             &[("saga_id", &plan.saga_id)],
         );
     }
+    report.compensations()
 }

@@ -5,10 +5,10 @@
 //! details logged under that id and never answered), reading route parameters from the path by
 //! the endpoint's route pattern, reading application variables (cached per instance), the admin
 //! routes' switch, the per-instance Redis and Postgres connections that heal themselves,
-//! `Idempotency-Key` handling for every mutating endpoint, calls to other components (service
-//! chaining, carrying the request's trace context and id), the per-request context and the
-//! structured log lines that carry it, and running futures concurrently. Domain rules live in
-//! the Spin-free service libraries.
+//! `Idempotency-Key` handling for every mutating endpoint, counting every request for `/metrics`,
+//! calls to other components (service chaining, carrying the request's trace context and id), the
+//! per-request context and the structured log lines that carry it, and running futures
+//! concurrently. Domain rules live in the Spin-free service libraries.
 //!
 //! A component is:
 //! ```ignore
@@ -21,6 +21,7 @@ pub mod chain;
 pub mod concurrent;
 pub mod idempotency;
 pub mod log;
+pub mod metrics;
 pub mod pg_store;
 pub mod redis_store;
 pub mod request_context;
@@ -57,9 +58,15 @@ where
 {
     route::declare(route);
     let _in_flight = pg_store::request_started();
+    let started = std::time::Instant::now();
     let context = request_context::for_request(req.headers(), route, component);
     let request_id = context.request_id.clone();
-    let mut reply = request_context::scope(context, dispatch(req, method, &request_id, handler)).await;
+    let work = async {
+        let mut reply = dispatch(req, method, &request_id, handler).await;
+        metrics::count_request(route, &mut reply, started.elapsed().as_micros() as u64).await;
+        reply
+    };
+    let mut reply = request_context::scope(context, work).await;
     if reply.status().as_u16() >= 400 {
         respond::add_request_id(&mut reply, &request_id);
     }

@@ -13,23 +13,62 @@ use spin_sdk::redis::{self, RedisParameter, RedisResult};
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
+use std::thread::LocalKey;
+
+type Slot = RefCell<Option<Rc<redis::Connection>>>;
 
 thread_local! {
-    static REDIS: RefCell<Option<Rc<redis::Connection>>> = const { RefCell::new(None) };
+    static REDIS: Slot = const { RefCell::new(None) };
+    /// The connection to the metrics' database, when it is not the one of `redis_address`.
+    static METRICS_REDIS: Slot = const { RefCell::new(None) };
 }
 
 async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
-    if let Some(conn) = REDIS.with(|r| r.borrow().clone()) {
+    cached_connection(&REDIS, "redis_address").await
+}
+
+async fn cached_connection(
+    slot: &'static LocalKey<Slot>,
+    variable: &'static str,
+) -> Result<Rc<redis::Connection>, ApiError> {
+    if let Some(conn) = slot.with(|r| r.borrow().clone()) {
         return Ok(conn);
     }
-    let address = crate::vars::get("redis_address").await?;
+    let address = crate::vars::get(variable).await?;
     let conn = Rc::new(
         redis::Connection::open(&address)
             .await
             .map_err(|e| ApiError::Unavailable(format!("cannot connect to Redis: {e}")))?,
     );
-    REDIS.with(|r| *r.borrow_mut() = Some(conn.clone()));
+    slot.with(|r| *r.borrow_mut() = Some(conn.clone()));
     Ok(conn)
+}
+
+/// Runs `op` once (no retry: a lost reply may have applied it) on the Redis at the variable
+/// `metrics_redis_address`: the instance's connection when that is also its `redis_address`,
+/// otherwise a second connection the instance keeps for it. A failure drops the connection.
+pub(crate) async fn on_metrics_redis<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: FnOnce(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    let metrics_address = crate::vars::get("metrics_redis_address").await?;
+    let shared = crate::vars::get("redis_address").await.is_ok_and(|own| own == metrics_address);
+    let (slot, variable) = if shared { (&REDIS, "redis_address") } else { (&METRICS_REDIS, "metrics_redis_address") };
+    let conn = cached_connection(slot, variable).await?;
+    op(conn.clone()).await.map_err(|e| {
+        forget_cached(slot, &conn);
+        redis_failure(e)
+    })
+}
+
+/// Runs a script with [`on_metrics_redis`].
+pub(crate) async fn metrics_script_once<S: AsRef<str>>(
+    script: &Script,
+    argv: impl IntoIterator<Item = S>,
+) -> Result<Vec<RedisResult>, ApiError> {
+    let argv = args(argv);
+    on_metrics_redis(|conn| async move { run_script(&conn, script, &argv).await }).await
 }
 
 /// A Redis connection of its own (not the instance's shared one), for a blocking command such

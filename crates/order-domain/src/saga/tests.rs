@@ -670,3 +670,20 @@ fn records_written_before_drive_limits_get_the_default_and_limits_parse() {
     assert_eq!(stuck, "\"stuck\"");
     assert_eq!(Step::MarkPaid.name(), serde_json::to_value(Step::MarkPaid).unwrap_or_default());
 }
+
+#[test]
+fn a_finished_saga_says_how_its_checkout_is_counted_and_how_many_compensations_it_did() {
+    let outcome_of = |stock: i64, credit: i64, generation: i64| {
+        let w = World::with(&[("a", stock)], &[("u", credit)], &[("o", generation)]);
+        let p = plan("o", "u", &[("a", 2)], 7);
+        let report = run(&w, &p, &patient());
+        let mut record = Record::new(p, 0);
+        record.apply(&report, 1);
+        (record.checkout_outcome(), report.compensations())
+    };
+    assert_eq!(outcome_of(5, 10, 0), (Some(CheckoutOutcome::Paid), 0));
+    assert_eq!(outcome_of(1, 10, 0), (Some(CheckoutOutcome::RefusedStock), 0));
+    assert_eq!(outcome_of(5, 1, 0), (Some(CheckoutOutcome::RefusedCredit), 1));
+    assert_eq!(outcome_of(5, 10, 1), (Some(CheckoutOutcome::Failed), 2));
+    assert_eq!(Record::new(plan("o", "u", &[("a", 2)], 7), 0).checkout_outcome(), None);
+}
