@@ -94,7 +94,8 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
-fn use_spin() -> bool {
+/// Whether the app under test is served by the real Spin (`spin up`) rather than our test host.
+pub fn use_spin() -> bool {
     match std::env::var("E2E_RUNNER").as_deref() {
         Ok("spin") => true,
         Ok("host") => false,
