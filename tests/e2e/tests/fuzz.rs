@@ -106,12 +106,23 @@ struct Route {
     method: String,
 }
 
-/// The public HTTP routes of spin.toml (private ones are only reachable by service chaining).
+/// The public HTTP routes of spin.toml that the app's HTTP process serves (private ones are only
+/// reachable by service chaining; the saga worker's probe is served by the worker's process).
 fn manifest_routes() -> Vec<String> {
     let text = std::fs::read_to_string(repo_root().join("spin.toml")).expect("spin.toml");
     let manifest: toml::Table = toml::from_str(&text).expect("spin.toml parses");
+    let listed = std::process::Command::new(repo_root().join("infra/app-components"))
+        .arg("http")
+        .output()
+        .expect("infra/app-components runs");
+    assert!(listed.status.success(), "infra/app-components http: {listed:?}");
+    let served: Vec<String> = String::from_utf8_lossy(&listed.stdout).lines().map(str::to_string).collect();
     let triggers = manifest["trigger"]["http"].as_array().expect("HTTP triggers");
-    triggers.iter().filter_map(|t| t["route"].as_str().map(str::to_string)).collect()
+    triggers
+        .iter()
+        .filter(|t| t["component"].as_str().is_some_and(|c| served.iter().any(|s| s == c)))
+        .filter_map(|t| t["route"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// `pattern` with every `:param` segment as `value(name)` and a trailing `/...` as `tail`.
@@ -1031,7 +1042,11 @@ fn check(req: &Req, result: &Exchange, routes: &[Route], ledger: &mut Ledger, po
     }
     // A replay (Idempotency-Key) answers the first request's body, with the first's request id.
     let replayed = reply.header("idempotent-replayed").as_deref() == Some("true");
-    if from_component && !req.is_head() {
+    // Every component answers JSON, but for /metrics's 2xx: Prometheus's text format, said so.
+    let metrics_text = status < 400
+        && reply.header("content-type").is_some_and(|t| t.starts_with("text/plain; version=0.0.4"))
+        && text.starts_with("# HELP ");
+    if from_component && !req.is_head() && !metrics_text {
         let json: Value =
             serde_json::from_str(&text).map_err(|e| format!("a component's answer is not JSON ({e}): {}", show()))?;
         if status >= 400 {
