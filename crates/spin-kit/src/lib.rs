@@ -63,7 +63,7 @@ where
     let request_id = context.request_id.clone();
     let work = async {
         let mut reply = dispatch(req, method, &request_id, handler).await;
-        metrics::count_request(route, &mut reply, started.elapsed().as_micros() as u64).await;
+        metrics::count_request(route, &mut reply, started.elapsed().as_micros() as u64);
         reply
     };
     let mut reply = request_context::scope(context, work).await;

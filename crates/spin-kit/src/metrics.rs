@@ -5,8 +5,9 @@
 //! What is counted, and how it is rendered, is `market_core::metrics`. Each request's counts go
 //! in one Redis call at its end ([`crate::serve`]): its route's latency and status, and what the
 //! handler added to its reply with [`add`] (a checkout's outcome, saga drives, a batch's size).
-//! The call is awaited before the reply is returned, so a count is never left to a task that
-//! may not run; a Redis failure loses that request's counts, never its answer.
+//! The call is made by a task spawned as the reply is returned (the instance runs it to its end,
+//! as it does a batch leader's work), so the answer never waits for it; a Redis failure loses
+//! that request's counts, never its answer.
 
 use crate::redis_store::{args, metrics_script_once, on_metrics_redis, reply_texts};
 use crate::{ApiError, Reply};
@@ -23,14 +24,17 @@ pub fn add(reply: &mut Reply, tally: Tally) {
     }
 }
 
-/// Counts the request that answered `reply` (taking the handler's tally out of it).
-pub(crate) async fn count_request(route: &str, reply: &mut Reply, micros: u64) {
+/// Counts the request that answered `reply` (taking the handler's tally out of it) in a task of
+/// its own, which runs on after the reply is returned (as a batch leader's work does): the answer
+/// never waits for the count. Under Spin, an answer held back after the handler left a request
+/// body unread (a refusal) can lose its connection.
+pub(crate) fn count_request(route: &str, reply: &mut Reply, micros: u64) {
     let mut tally = reply.extensions_mut().remove::<Tally>().unwrap_or_default();
     tally.request(route, reply.status().as_u16(), micros);
     if reply.headers().contains_key("idempotent-replayed") {
         tally.replay(route);
     }
-    count(tally).await;
+    spin_sdk::wit_bindgen::spawn(crate::request_context::bind(count(tally)));
 }
 
 /// Applies `tally` in one Redis call (for work outside a request, such as a batch a leader
