@@ -73,6 +73,32 @@ pub fn exchange(addr: &str, request: &[u8], head: bool, timeout: Duration) -> Ou
     })
 }
 
+/// Reads (with `fill`) until `buf` holds `delimiter`; where it starts.
+fn read_until(
+    buf: &mut Vec<u8>,
+    delimiter: &[u8],
+    fill: &mut impl FnMut(&mut Vec<u8>) -> Result<(), Outcome>,
+) -> Result<usize, Outcome> {
+    loop {
+        if let Some(i) = find(buf, delimiter) {
+            return Ok(i);
+        }
+        fill(buf)?;
+    }
+}
+
+/// Reads (with `fill`) until `buf` holds at least `n` bytes.
+fn read_at_least(
+    buf: &mut Vec<u8>,
+    n: usize,
+    fill: &mut impl FnMut(&mut Vec<u8>) -> Result<(), Outcome>,
+) -> Result<(), Outcome> {
+    while buf.len() < n {
+        fill(buf)?;
+    }
+    Ok(())
+}
+
 fn read_response(mut stream: &TcpStream, head: bool, deadline: Instant) -> Outcome {
     let mut buf: Vec<u8> = Vec::new();
     // Reads more into `buf`; Err(outcome) when the connection ended or time ran out.
@@ -98,13 +124,9 @@ fn read_response(mut stream: &TcpStream, head: bool, deadline: Instant) -> Outco
     };
     loop {
         // The head.
-        let end = loop {
-            if let Some(i) = find(&buf, b"\r\n\r\n") {
-                break i;
-            }
-            if let Err(outcome) = fill(&mut buf) {
-                return outcome;
-            }
+        let end = match read_until(&mut buf, b"\r\n\r\n", &mut fill) {
+            Ok(end) => end,
+            Err(outcome) => return outcome,
         };
         let head_text = String::from_utf8_lossy(&buf[..end]).into_owned();
         let mut lines = head_text.split("\r\n");
@@ -139,13 +161,9 @@ fn read_response(mut stream: &TcpStream, head: bool, deadline: Instant) -> Outco
         } else if chunked {
             let mut body = Vec::new();
             loop {
-                let line_end = loop {
-                    if let Some(i) = find(&buf, b"\r\n") {
-                        break i;
-                    }
-                    if let Err(outcome) = fill(&mut buf) {
-                        return outcome;
-                    }
+                let line_end = match read_until(&mut buf, b"\r\n", &mut fill) {
+                    Ok(line_end) => line_end,
+                    Err(outcome) => return outcome,
                 };
                 let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
                 let size_hex = size_text.split(';').next().unwrap_or_default().trim();
@@ -169,19 +187,15 @@ fn read_response(mut stream: &TcpStream, head: bool, deadline: Instant) -> Outco
                     }
                     break body;
                 }
-                while buf.len() < size + 2 {
-                    if let Err(outcome) = fill(&mut buf) {
-                        return outcome;
-                    }
+                if let Err(outcome) = read_at_least(&mut buf, size + 2, &mut fill) {
+                    return outcome;
                 }
                 body.extend_from_slice(&buf[..size]);
                 buf.drain(..size + 2);
             }
         } else if let Some(n) = length {
-            while buf.len() < n {
-                if let Err(outcome) = fill(&mut buf) {
-                    return outcome;
-                }
+            if let Err(outcome) = read_at_least(&mut buf, n, &mut fill) {
+                return outcome;
             }
             buf[..n].to_vec()
         } else {

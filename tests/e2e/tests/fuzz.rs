@@ -1278,28 +1278,26 @@ fn fuzzed_requests_get_no_server_error_no_hang_and_lose_no_stock_or_money() {
     // Stock and money conserved: per item, stock + held = before + the changes the app confirmed.
     let after = Holdings::read(&pop);
     let mut breaches = Vec::new();
-    for (item, (stock, held)) in &after.items {
-        let (stock0, held0) = before.items[item];
-        let changed = ledger.total(item);
-        if stock + held != stock0 + held0 + changed {
+    // What `id` holds (free + set aside) is what it held before plus the changes confirmed.
+    let mut conserved = |[kind, free_name, aside_name]: [&str; 3], id: &str, (free, aside), (free0, aside0)| {
+        let changed = ledger.total(id);
+        if free + aside != free0 + aside0 + changed {
             breaches.push(format!(
-                "item {item}: stock {stock} + held {held} != {stock0} + {held0} before + {changed} added by the fuzz ({})",
-                ledger.show(item)
+                "{kind} {id}: {free_name} {free} + {aside_name} {aside} != {free0} + {aside0} before + {changed} added by the fuzz ({})",
+                ledger.show(id)
             ));
         }
+    };
+    for (item, &now) in &after.items {
+        conserved(["item", "stock", "held"], item, now, before.items[item]);
+    }
+    for (user, &now) in &after.users {
+        conserved(["user", "credit", "charged"], user, now, before.users[user]);
+    }
+    for (item, (stock, _)) in &after.items {
         let (shown, _) = app.stock_of(item);
         if i128::from(shown) != *stock {
             breaches.push(format!("item {item}: find answers stock {shown}, Postgres holds {stock}"));
-        }
-    }
-    for (user, (credit, charged)) in &after.users {
-        let (credit0, charged0) = before.users[user];
-        let changed = ledger.total(user);
-        if credit + charged != credit0 + charged0 + changed {
-            breaches.push(format!(
-                "user {user}: credit {credit} + charged {charged} != {credit0} + {charged0} before + {changed} added by the fuzz ({})",
-                ledger.show(user)
-            ));
         }
     }
     // Every order of the population: paid once, by its saga, for what it holds; or not at all.
