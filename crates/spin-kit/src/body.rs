@@ -28,8 +28,19 @@ pub async fn bytes(mut req: Request) -> Result<Vec<u8>, ApiError> {
     read(req.into_body()).await
 }
 
-/// Reads the body now and keeps it with the request, for [`bytes`] (and [`buffered`]) later.
+/// Whether the request says it has a body (`Content-Length` above 0, or `Transfer-Encoding`).
+pub fn declared(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// Reads the body now and keeps it with the request, for [`bytes`] (and [`buffered`]) later; a
+/// body already buffered stays as it is.
 pub async fn buffer(req: Request) -> Result<Request, ApiError> {
+    if buffered(&req).is_some() {
+        return Ok(req);
+    }
     check_declared_length(&req)?;
     let (mut parts, mut body) = req.into_parts();
     // The body stays with the request, but emptied: its content moves to the extension.

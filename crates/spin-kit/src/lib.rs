@@ -81,6 +81,17 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
+    // Every body a request declares is read before the answer, whether the handler wants it or
+    // not: under Spin, a body left unread is dropped, the server stops reading the connection,
+    // and closing it with the client's bytes unread resets it, which can lose the answer.
+    let req = if body::declared(&req) {
+        match body::buffer(req).await {
+            Ok(req) => req,
+            Err(err) => return fail(&err, request_id),
+        }
+    } else {
+        req
+    };
     if req.method() != method {
         return fail(&ApiError::MethodNotAllowed { allowed: method_name(&method) }, request_id);
     }
