@@ -236,12 +236,10 @@ fn keep_leading(token: String) {
             if queued.is_empty() {
                 return;
             }
-            // No request to count it with: one call of its own, after the batch, off any
-            // checkout's path.
             let mut batch = Tally::new();
             batch.batch(queued.len());
             send_and_settle(queued, None).await;
-            spin_kit::metrics::count(batch).await;
+            spin_kit::metrics::count(batch);
         }
     });
 }

@@ -2,17 +2,32 @@
 //! `metrics:`, in database 0: the one database every service's components can share, as the
 //! order service keeps database 1 for its saga table and its key-expiry events).
 //!
-//! What is counted, and how it is rendered, is `market_core::metrics`. Each request's counts go
-//! in one Redis call at its end ([`crate::serve`]): its route's latency and status, and what the
-//! handler added to its reply with [`add`] (a checkout's outcome, saga drives, a batch's size).
-//! The call is made by a task spawned as the reply is returned (the instance runs it to its end,
-//! as it does a batch leader's work), so the answer never waits for it; a Redis failure loses
-//! that request's counts, never its answer.
+//! What is counted, and how it is rendered, is `market_core::metrics`. Each request's counts
+//! ([`crate::serve`]: its route's latency and status, and what the handler added to its reply
+//! with [`add`]: a checkout's outcome, saga drives, a batch's size) join the instance's pending
+//! tally, which a task writes in one Redis call [`FLUSH_EVERY`] after the first count joined it:
+//! group commit, so a busy instance makes a few calls a second, not one per request. No answer
+//! waits for it. The instance runs the task to its end before it is dropped, so counts are
+//! written after its last request too; a Redis failure loses the counts of that call, never an
+//! answer.
 
 use crate::redis_store::{args, metrics_script_once, on_metrics_redis, reply_texts};
 use crate::{ApiError, Reply};
 use market_core::metrics::{CONTENT_TYPE, COUNT, COUNTERS_KEY, SagaGauges, Tally, render};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long an instance gathers counts before writing them: what a count may lag behind its
+/// request, and at most one Redis call per instance this often.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// Counts not yet written.
+    static PENDING: RefCell<Tally> = RefCell::new(Tally::new());
+    /// Whether a task is gathering and writing [`PENDING`].
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Adds `tally` to the counts the request that answers `reply` will make.
 pub fn add(reply: &mut Reply, tally: Tally) {
@@ -24,27 +39,37 @@ pub fn add(reply: &mut Reply, tally: Tally) {
     }
 }
 
-/// Counts the request that answered `reply` (taking the handler's tally out of it) in a task of
-/// its own, which runs on after the reply is returned (as a batch leader's work does): the answer
-/// never waits for the count. Under Spin, an answer held back after the handler left a request
-/// body unread (a refusal) can lose its connection.
+/// Counts the request that answered `reply` (taking the handler's tally out of it): its counts
+/// join the instance's pending tally.
 pub(crate) fn count_request(route: &str, reply: &mut Reply, micros: u64) {
     let mut tally = reply.extensions_mut().remove::<Tally>().unwrap_or_default();
     tally.request(route, reply.status().as_u16(), micros);
     if reply.headers().contains_key("idempotent-replayed") {
         tally.replay(route);
     }
-    spin_sdk::wit_bindgen::spawn(crate::request_context::bind(count(tally)));
+    count(tally);
 }
 
-/// Applies `tally` in one Redis call (for work outside a request, such as a batch a leader
-/// sends in the background).
-pub async fn count(tally: Tally) {
+/// Adds `tally` to the instance's pending counts (also for work outside a request, such as a
+/// batch a leader sends in the background), and starts the task that writes them if none runs.
+pub fn count(tally: Tally) {
     if tally.is_empty() {
         return;
     }
-    // A count that cannot be written is dropped: the request's answer does not depend on it.
-    let _ = metrics_script_once(&COUNT, tally.argv()).await;
+    PENDING.with(|p| p.borrow_mut().merge(tally));
+    if !FLUSHING.replace(true) {
+        spin_sdk::wit_bindgen::spawn(flush());
+    }
+}
+
+/// After [`FLUSH_EVERY`], writes what is pending in one call. One write per task, not a loop: the
+/// task lives on in the request that started it, which must end soon after its answer.
+async fn flush() {
+    spin_sdk::time::sleep(FLUSH_EVERY).await;
+    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    FLUSHING.set(false);
+    // Counts that cannot be written are dropped: no answer depends on them.
+    let _ = metrics_script_once(&COUNT, pending.argv()).await;
 }
 
 /// `GET /metrics`: every counter, with the saga table's `gauges` (read by the caller through the

@@ -170,24 +170,30 @@ fn prometheus_scrapes_checkouts_by_outcome_drives_replays_and_latency() {
     let again = app.post_with_key(&funds, &key);
     assert_eq!((first.status, again.header("idempotent-replayed")), (200, Some("true")), "{again:?}");
 
-    prometheus.wait_for_scrape_after(now_seconds());
-    let after: Vec<f64> = series.iter().map(|(_, q)| prometheus.number(q)).collect();
-    let seen: Vec<(&str, f64)> =
-        series.iter().zip(before.iter().zip(&after)).map(|((name, _), (b, a))| (*name, a - b)).collect();
-    assert_eq!(
-        seen,
-        [
-            ("paid", 3.0),
-            ("refused_stock", 2.0),
-            ("refused_credit", 1.0),
-            // One drive per checkout; the refused charge released the reserved stock.
-            ("drives", 6.0),
-            ("compensations", 1.0),
-            ("checkout latency count", 6.0),
-            ("checkout 409s", 3.0),
-            ("replays", 1.0),
-        ]
-    );
+    // Each instance writes its counts a moment after its requests (spin_kit::metrics gathers
+    // them): scrape until they are all there, or until a deadline shows what was.
+    let expected = [
+        ("paid", 3.0),
+        ("refused_stock", 2.0),
+        ("refused_credit", 1.0),
+        // One drive per checkout; the refused charge released the reserved stock.
+        ("drives", 6.0),
+        ("compensations", 1.0),
+        ("checkout latency count", 6.0),
+        ("checkout 409s", 3.0),
+        ("replays", 1.0),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        prometheus.wait_for_scrape_after(now_seconds());
+        let after: Vec<f64> = series.iter().map(|(_, q)| prometheus.number(q)).collect();
+        let seen: Vec<(&str, f64)> =
+            series.iter().zip(before.iter().zip(&after)).map(|((name, _), (b, a))| (*name, a - b)).collect();
+        if seen == expected || Instant::now() > deadline {
+            break seen;
+        }
+    };
+    assert_eq!(seen, expected);
     // The saga gauges are there, from the order service; nothing runs once all answered.
     assert_eq!(prometheus.query("market_sagas_running").len(), 1);
     assert_eq!(prometheus.query("market_saga_oldest_due_seconds").len(), 1);
