@@ -5,27 +5,23 @@
 //! What is counted, and how it is rendered, is `market_core::metrics`. Each request's counts
 //! ([`crate::serve`]: its route's latency and status, and what the handler added to its reply
 //! with [`add`]: a checkout's outcome, saga drives, a batch's size) join the instance's pending
-//! tally, which a task writes in one Redis call [`FLUSH_EVERY`] after the first count joined it:
-//! group commit, so a busy instance makes a few calls a second, not one per request. No answer
-//! waits for it. The instance runs the task to its end before it is dropped, so counts are
-//! written after its last request too; a Redis failure loses the counts of that call, never an
-//! answer.
+//! tally. A task spawned by the first of them writes the tally in one Redis call after the
+//! instance's other tasks have had their turn, so the requests an instance finishes together
+//! share one call; no answer waits for it, and a Redis failure loses the counts of that call,
+//! never an answer. There is no longer window: a task waiting on a timer in a request's task
+//! held back the answers of service-chained calls (docs/performance.md).
 
 use crate::redis_store::{args, metrics_script_once, on_metrics_redis, reply_texts};
 use crate::{ApiError, Reply};
 use market_core::metrics::{CONTENT_TYPE, COUNT, COUNTERS_KEY, SagaGauges, Tally, render};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-/// How long an instance gathers counts before writing them: what a count may lag behind its
-/// request, and at most one Redis call per instance this often.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+use std::task::Poll;
 
 thread_local! {
     /// Counts not yet written.
     static PENDING: RefCell<Tally> = RefCell::new(Tally::new());
-    /// Whether a task is gathering and writing [`PENDING`].
+    /// Whether a task is about to take [`PENDING`].
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -62,10 +58,19 @@ pub fn count(tally: Tally) {
     }
 }
 
-/// After [`FLUSH_EVERY`], writes what is pending in one call. One write per task, not a loop: the
-/// task lives on in the request that started it, which must end soon after its answer.
+/// Takes what is pending once the instance's other ready tasks had their turn, and writes it in
+/// one call. Counts that come meanwhile start a task of their own.
 async fn flush() {
-    spin_sdk::time::sleep(FLUSH_EVERY).await;
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
     let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
     FLUSHING.set(false);
     // Counts that cannot be written are dropped: no answer depends on them.
