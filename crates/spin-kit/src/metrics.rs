@@ -16,12 +16,11 @@ use crate::{ApiError, Reply};
 use market_core::metrics::{CONTENT_TYPE, COUNT, COUNTERS_KEY, SagaGauges, Tally, render};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::task::Poll;
 
 thread_local! {
     /// Counts not yet written.
     static PENDING: RefCell<Tally> = RefCell::new(Tally::new());
-    /// Whether a task is about to take [`PENDING`].
+    /// Whether a task is writing [`PENDING`].
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -58,23 +57,19 @@ pub fn count(tally: Tally) {
     }
 }
 
-/// Takes what is pending once the instance's other ready tasks had their turn, and writes it in
-/// one call. Counts that come meanwhile start a task of their own.
+/// Writes what is pending in one call, again and again while counts came during the call: one
+/// call in flight per instance, and the counts of the requests that finish meanwhile share the
+/// next. Ends when a call finds nothing new.
 async fn flush() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
+    loop {
+        let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        if pending.is_empty() {
+            FLUSHING.set(false);
+            return;
         }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
-    let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    FLUSHING.set(false);
-    // Counts that cannot be written are dropped: no answer depends on them.
-    let _ = metrics_script_once(&COUNT, pending.argv()).await;
+        // Counts that cannot be written are dropped: no answer depends on them.
+        let _ = metrics_script_once(&COUNT, pending.argv()).await;
+    }
 }
 
 /// `GET /metrics`: every counter, with the saga table's `gauges` (read by the caller through the
