@@ -5,11 +5,11 @@
 //! What is counted, and how it is rendered, is `market_core::metrics`. Each request's counts
 //! ([`crate::serve`]: its route's latency and status, and what the handler added to its reply
 //! with [`add`]: a checkout's outcome, saga drives, a batch's size) join the instance's pending
-//! tally. A task spawned by the first of them writes the tally in one Redis call after the
-//! instance's other tasks have had their turn, so the requests an instance finishes together
-//! share one call; no answer waits for it, and a Redis failure loses the counts of that call,
-//! never an answer. There is no longer window: a task waiting on a timer in a request's task
-//! held back the answers of service-chained calls (docs/performance.md).
+//! counts, which one task at a time writes in one Redis call; the counts of the requests that
+//! finish while a call is in flight go in the next (group commit). No answer waits for it, and a
+//! Redis failure loses the counts of that call, never an answer. There is no timer: a task
+//! waiting on one in an instance held back that instance's service-chained calls
+//! (docs/performance.md).
 
 use crate::redis_store::{args, metrics_script_once, on_metrics_redis, reply_texts};
 use crate::{ApiError, Reply};
