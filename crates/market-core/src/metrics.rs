@@ -2,10 +2,10 @@
 //! hash, [`COUNTERS_KEY`], incremented by [`COUNT`]), the histograms' buckets, and the rendering
 //! of those fields (and the saga gauges) as Prometheus text exposition format 0.0.4.
 //!
-//! Every request adds its increments in one call: a [`Tally`] collects them (its route's
-//! latency bucket, latency sum, status count, and whatever the handler adds: a checkout's
-//! outcome, saga drives, compensations, a batch's size, an idempotent replay), and [`COUNT`]
-//! applies them all in one script. A histogram's buckets are stored as they are hit (one field
+//! A [`Tally`] collects a request's increments (its route's latency bucket, latency sum, status
+//! count, and whatever the handler adds: a checkout's outcome, saga drives, compensations, a
+//! batch's size, an idempotent replay); tallies merge, and [`COUNT`] applies one (a request's, or
+//! several requests' merged) in one script. A histogram's buckets are stored as they are hit (one field
 //! per bucket, not cumulative: one increment per observation); [`render`] sums them into
 //! Prometheus's cumulative `le` buckets, and the `_count` is the `+Inf` bucket.
 
@@ -63,7 +63,7 @@ impl CheckoutOutcome {
     }
 }
 
-/// The increments of one request (or one background batch), applied in one Redis call.
+/// Increments to apply in one Redis call: one request's, a background batch's, or several merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
     increments: Vec<(String, i64)>,
