@@ -5,8 +5,8 @@
 //! A [`Tally`] collects a request's increments (its route's latency bucket, latency sum, status
 //! count, and whatever the handler adds: a checkout's outcome, saga drives, compensations, a
 //! batch's size, an idempotent replay); tallies merge, and [`COUNT`] applies one (a request's, or
-//! several requests' merged) in one script. A histogram's buckets are stored as they are hit (one field
-//! per bucket, not cumulative: one increment per observation); [`render`] sums them into
+//! several requests' merged) in one script. A histogram's buckets are stored as they are hit (one
+//! field per bucket, not cumulative: one increment per observation); [`render`] sums them into
 //! Prometheus's cumulative `le` buckets, and the `_count` is the `+Inf` bucket.
 
 use crate::Script;

@@ -82,8 +82,9 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     // Every body a request declares is read before the answer, whether the handler wants it or
-    // not: under Spin, a body left unread is dropped, the server stops reading the connection,
-    // and closing it with the client's bytes unread resets it, which can lose the answer.
+    // not: a body left unread is dropped, the server stops reading the connection and closes it
+    // with the client's bytes unread, so the client's write is refused half-way (a reset), which
+    // can cost it the answer, and the connection is lost (hostile_clients tests it).
     let req = if body::declared(&req) {
         match body::buffer(req).await {
             Ok(req) => req,
