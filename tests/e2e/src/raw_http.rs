@@ -99,7 +99,9 @@ fn read_at_least(
     Ok(())
 }
 
-fn read_response(mut stream: &TcpStream, head: bool, deadline: Instant) -> Outcome {
+/// Reads the first final response from `stream` by `deadline` (`head`: the request was a HEAD, no
+/// body). Bytes past that response are not kept: send the next request after reading this one.
+pub fn read_response(mut stream: &TcpStream, head: bool, deadline: Instant) -> Outcome {
     let mut buf: Vec<u8> = Vec::new();
     // Reads more into `buf`; Err(outcome) when the connection ended or time ran out.
     let mut fill = |buf: &mut Vec<u8>| -> Result<(), Outcome> {
