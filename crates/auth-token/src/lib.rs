@@ -84,10 +84,9 @@ impl Issuer {
         self.public_key
     }
 
-    /// A token for `claims`.
-    pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
-            .map_err(|e| TokenError::Invalid(e.to_string()))
+    /// A token for `claims`; an error only if the key cannot sign.
+    pub fn issue(&self, claims: &Claims) -> Result<String, KeyError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key).map_err(|e| KeyError(e.to_string()))
     }
 }
 
@@ -149,15 +148,8 @@ mod tests {
     }
 
     fn b64(bytes: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-            for i in 0..=chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
     #[test]
