@@ -2,9 +2,11 @@
 //! signed with Ed25519 (`alg: EdDSA`, [`Issuer`], which only the login component holds), and
 //! verifying them with the public key alone ([`Verifier`], every component that acts for a
 //! user). Free of Spin types; the clock is the caller's (`now`, Unix seconds), so expiry is
-//! tested without waiting. Revocation (a token's `jti` in Redis) and the HTTP mapping of
-//! [`TokenError`] belong to the components' shared glue, not here.
+//! tested without waiting. Names the revocation list's keys ([`revocation_key`]); reading it and
+//! the HTTP mapping of [`TokenError`] belong to the components' shared glue, not here.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,11 @@ impl Issuer {
         Ok(Issuer { key: EncodingKey::from_ed_der(der.as_bytes()), public_key: signing.verifying_key().to_bytes() })
     }
 
+    /// From the seed as configured: 32 bytes in URL-safe base64 without padding (43 characters).
+    pub fn from_seed_text(text: &str) -> Result<Issuer, KeyError> {
+        Issuer::from_seed(&decode_key("seed", text)?)
+    }
+
     /// The public key that verifies this issuer's tokens (32 bytes).
     pub fn public_key(&self) -> [u8; 32] {
         self.public_key
@@ -112,6 +119,11 @@ impl Verifier {
         Ok(Verifier { key: DecodingKey::from_ed_der(&key), validation })
     }
 
+    /// From the public key as configured: 32 bytes in URL-safe base64 without padding.
+    pub fn from_public_key_text(text: &str) -> Result<Verifier, KeyError> {
+        Verifier::from_public_key(&decode_key("public key", text)?)
+    }
+
     /// The claims of `token` if it is ours and not expired at `now` (Unix seconds).
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
@@ -122,6 +134,24 @@ impl Verifier {
         }
         Ok(claims)
     }
+}
+
+/// The Redis key (database of the variable `auth_revocations_address`) under which the accounts
+/// service lists a revoked token's id until the token would have expired. The accounts service
+/// writes it (logout); every component that checks tokens reads it, and nothing else.
+pub fn revocation_key(jti: &str) -> String {
+    format!("accounts:revoked:{jti}")
+}
+
+/// `bytes` as a key is configured: URL-safe base64 without padding.
+pub fn key_text(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_key(what: &str, text: &str) -> Result<Vec<u8>, KeyError> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|e| KeyError(format!("the {what} is not URL-safe base64 without padding: {e}")))
 }
 
 #[cfg(test)]
@@ -148,8 +178,17 @@ mod tests {
     }
 
     fn b64(bytes: &[u8]) -> String {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        key_text(bytes)
+    }
+
+    #[test]
+    fn keys_are_configured_as_url_safe_base64() {
+        let issuer = Issuer::from_seed_text(&key_text(&[7; 32])).expect("issuer");
+        let verifier = Verifier::from_public_key_text(&key_text(&issuer.public_key())).expect("verifier");
+        let token = issuer.issue(&claims()).expect("token");
+        assert_eq!(verifier.verify(&token, NOW), Ok(claims()));
+        assert!(Issuer::from_seed_text("not base64!").is_err());
+        assert!(Verifier::from_public_key_text(&key_text(&[1; 31])).is_err());
     }
 
     #[test]

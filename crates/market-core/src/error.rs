@@ -14,6 +14,12 @@ use std::fmt;
 pub enum ApiError {
     /// The request is malformed: a parameter is not a number, is negative, overflows...
     BadRequest(String),
+    /// No valid credentials came with a request that needs them (401): no token, or one that is
+    /// not ours, expired or revoked; or a login with a wrong username or password.
+    Unauthorized(String),
+    /// The caller is known but may not do this (403): acting for another user, or without the
+    /// role the route needs.
+    Forbidden(String),
     /// The addressed entity does not exist.
     NotFound(String),
     /// The route exists but not for this method.
@@ -22,6 +28,8 @@ pub enum ApiError {
     Conflict(String),
     /// The request cannot be processed as sent (e.g. an idempotency key reused for another request).
     Unprocessable(String),
+    /// Too many attempts (429): retry after `retry_after_seconds` (answered as `Retry-After`).
+    TooManyRequests { message: String, retry_after_seconds: u64 },
     /// A data store (or another service) did not answer; the request may be retried. The text
     /// is logged, never answered.
     Unavailable(String),
@@ -53,10 +61,13 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict(_) => 409,
             ApiError::Unprocessable(_) => 422,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable(_) | ApiError::InProgress(_) => 503,
             ApiError::Misconfigured(_) | ApiError::Internal(_) => 500,
         }
@@ -66,10 +77,13 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable(_) | ApiError::InProgress(_) => "unavailable",
             ApiError::Misconfigured(_) => "misconfigured",
             ApiError::Internal(_) => "internal",
@@ -80,6 +94,9 @@ impl ApiError {
     pub fn message(&self) -> String {
         match self {
             ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::TooManyRequests { message: m, .. }
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::Unprocessable(m)
@@ -139,7 +156,10 @@ mod tests {
     #[test]
     fn client_mistakes_are_4xx_and_store_failures_5xx() {
         assert_eq!(ApiError::BadRequest("x".into()).status(), 400);
+        assert_eq!(ApiError::Unauthorized("x".into()).status(), 401);
+        assert_eq!(ApiError::Forbidden("x".into()).status(), 403);
         assert_eq!(ApiError::NotFound("x".into()).status(), 404);
+        assert_eq!(ApiError::TooManyRequests { message: "x".into(), retry_after_seconds: 1 }.status(), 429);
         assert_eq!(ApiError::MethodNotAllowed { allowed: "GET" }.status(), 405);
         assert_eq!(ApiError::Conflict("x".into()).status(), 409);
         assert_eq!(ApiError::Unprocessable("x".into()).status(), 422);

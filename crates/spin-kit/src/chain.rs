@@ -1,8 +1,9 @@
 //! Calls to other components of the app through Spin's local service chaining
 //! (`http://<component>.spin.internal/<path>`): in-process, no network hop.
 //!
-//! A call carries the calling request's trace context (`traceparent`, `tracestate`) and id
-//! (`x-request-id`), so that the components one request reaches are one trace and log under one
+//! A call carries the calling request's credentials (`Authorization`, so that the service called
+//! acts for the same caller and checks it itself), trace context (`traceparent`, `tracestate`)
+//! and id (`x-request-id`), so that the components one request reaches are one trace and log under one
 //! id. The `traceparent` sent is the caller's own, unchanged: the guest cannot see the span the
 //! host opens for the outbound call, and when the host traces (Spin with an OTLP endpoint, or our
 //! test host) it replaces the header with that span's, as Spin's outbound HTTP does for every
@@ -54,6 +55,9 @@ fn request_for(call: ServiceCall) -> Result<http::Request<String>, String> {
         if let Some(state) = &ctx.trace_state {
             builder = builder.header("tracestate", state);
         }
+        if let Some(credentials) = &ctx.authorization {
+            builder = builder.header(http::header::AUTHORIZATION, credentials);
+        }
     }
     if !call.body.is_empty() {
         builder = builder.header(http::header::CONTENT_TYPE, "application/json");
@@ -95,6 +99,7 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
         headers.insert("tracestate", "congo=t61rcWkgMzE".parse().unwrap());
+        headers.insert("authorization", "Bearer a.b.c".parse().unwrap());
         let ctx = request_context::for_request(&headers, "/orders/checkout/:order_id", "orders-checkout");
         let id = ctx.request_id.clone();
         let call = ServiceCall::post_json("http://stock-reserve.spin.internal/stock/reserve".into(), &[1]);
@@ -103,6 +108,7 @@ mod tests {
         assert_eq!(h["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         assert_eq!(h["tracestate"], "congo=t61rcWkgMzE");
         assert_eq!(h["x-request-id"], id.as_str());
+        assert_eq!(h["authorization"], "Bearer a.b.c");
         assert_eq!((h[http::header::CONTENT_LENGTH].to_str().ok(), request.body().as_str()), (Some("3"), "[1]"));
     }
 

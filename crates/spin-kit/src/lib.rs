@@ -16,6 +16,7 @@
 //! ```
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod chain;
 pub mod concurrent;

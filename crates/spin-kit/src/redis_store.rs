@@ -21,6 +21,9 @@ thread_local! {
     static REDIS: Slot = const { RefCell::new(None) };
     /// The connection to the metrics' database, when it is not the one of `redis_address`.
     static METRICS_REDIS: Slot = const { RefCell::new(None) };
+    /// The connection to the token revocation list's database, when it is not the one of
+    /// `redis_address`.
+    static AUTH_REDIS: Slot = const { RefCell::new(None) };
 }
 
 async fn redis_connection() -> Result<Rc<redis::Connection>, ApiError> {
@@ -52,9 +55,29 @@ where
     F: FnOnce(Rc<redis::Connection>) -> Fut,
     Fut: Future<Output = Result<T, redis::Error>>,
 {
-    let metrics_address = crate::vars::get("metrics_redis_address").await?;
-    let shared = crate::vars::get("redis_address").await.is_ok_and(|own| own == metrics_address);
-    let (slot, variable) = if shared { (&REDIS, "redis_address") } else { (&METRICS_REDIS, "metrics_redis_address") };
+    on_redis_at(&METRICS_REDIS, "metrics_redis_address", op).await
+}
+
+/// Runs `op` once, as [`on_metrics_redis`], on the Redis at the variable
+/// `auth_revocations_address` (where the accounts service lists revoked tokens).
+pub(crate) async fn on_auth_redis<T, F, Fut>(op: F) -> Result<T, ApiError>
+where
+    F: FnOnce(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    on_redis_at(&AUTH_REDIS, "auth_revocations_address", op).await
+}
+
+/// `op` on the Redis at `variable`: the instance's `redis_address` connection when the addresses
+/// are the same, otherwise the one kept in `own_slot`.
+async fn on_redis_at<T, F, Fut>(own_slot: &'static LocalKey<Slot>, variable: &'static str, op: F) -> Result<T, ApiError>
+where
+    F: FnOnce(Rc<redis::Connection>) -> Fut,
+    Fut: Future<Output = Result<T, redis::Error>>,
+{
+    let address = crate::vars::get(variable).await?;
+    let shared = crate::vars::get("redis_address").await.is_ok_and(|own| own == address);
+    let (slot, variable) = if shared { (&REDIS, "redis_address") } else { (own_slot, variable) };
     let conn = cached_connection(slot, variable).await?;
     op(conn.clone()).await.map_err(|e| {
         forget_cached(slot, &conn);

@@ -27,6 +27,9 @@ pub struct RequestContext {
     pub trace: TraceParent,
     /// The trace's vendor state (`tracestate`), forwarded as it came.
     pub trace_state: Option<String>,
+    /// The caller's credentials (`Authorization`) as they came, forwarded on chained calls so
+    /// that the service called checks the same caller.
+    pub authorization: Option<String>,
     /// Fields added by the code serving the request (e.g. `saga_id`), in the order added.
     pub fields: RefCell<Vec<(&'static str, String)>>,
 }
@@ -203,6 +206,7 @@ pub fn for_request(headers: &http::HeaderMap, route: &'static str, component: &'
         component,
         trace: trace.unwrap_or_else(TraceParent::new_random),
         trace_state,
+        authorization: header("authorization").map(str::to_string),
         fields: RefCell::default(),
     }
 }
@@ -227,6 +231,7 @@ mod tests {
             component: "c",
             trace: TraceParent { trace_id: 1, parent_id: 1, flags: 1 },
             trace_state: None,
+            authorization: None,
             fields: RefCell::default(),
         }
     }

@@ -23,12 +23,20 @@ pub fn ok<T: Serialize>(value: &T) -> Reply {
 
 /// `err`'s status with its JSON body (the client's message: see [`ApiError::public_message`]).
 pub fn error(err: &ApiError) -> Reply {
-    with_body(err.status(), err.body())
+    with_retry_after(err, with_body(err.status(), err.body()))
 }
 
 /// `err`'s status with its JSON body and the request's id (`"request_id"`).
 pub fn error_for(err: &ApiError, request_id: &str) -> Reply {
-    with_body(err.status(), err.body_for(request_id))
+    with_retry_after(err, with_body(err.status(), err.body_for(request_id)))
+}
+
+/// A 429 says when to come back (`Retry-After`, in seconds).
+fn with_retry_after(err: &ApiError, mut reply: Reply) -> Reply {
+    if let ApiError::TooManyRequests { retry_after_seconds, .. } = err {
+        reply.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(*retry_after_seconds));
+    }
+    reply
 }
 
 /// Adds `"request_id"` to an error body built without one (by a handler itself, with

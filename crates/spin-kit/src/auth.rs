@@ -1,0 +1,150 @@
+//! Who is calling, and what they may do: the one token check every component that acts for a
+//! user runs.
+//!
+//! A request carries its access token as `Authorization: Bearer <jwt>` (issued by
+//! `POST /accounts/login`). A token counts when it verifies with the public key (the variable
+//! `auth_public_key`; no component but the login holds the private one), has not expired, and
+//! is not on the accounts service's revocation list (the variable `auth_revocations_address`:
+//! one Redis read, `EXISTS`, per request that needs the caller). Refusals: no token, a token that
+//! is not ours, expired or revoked → 401; a caller acting for someone else or without the role →
+//! 403.
+//!
+//! The variable `auth_required` (`"true"` by default) switches the rules of who may do what:
+//! off, every route behaves as the WDM benchmark expects (no token needed or read). The routes
+//! that are about the caller itself (`/accounts/me`, `/accounts/logout`) always need a token.
+
+use crate::redis_store::{args, on_auth_redis};
+use crate::vars;
+pub use auth_token::Claims;
+use auth_token::{TokenError, Verifier};
+use market_core::{ApiError, parse_switch};
+use spin_sdk::http::Request;
+use spin_sdk::redis::RedisResult;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+thread_local! {
+    /// The verifier built from `auth_public_key`, kept per instance.
+    static VERIFIER: RefCell<Option<Rc<Verifier>>> = const { RefCell::new(None) };
+}
+
+/// Whether tokens are required (the variable `auth_required`).
+pub async fn required() -> Result<bool, ApiError> {
+    parse_switch("auth_required", &vars::get("auth_required").await?)
+}
+
+/// Where tokens are required, the caller's claims; where not, `None` (nothing is read).
+pub async fn caller(req: &Request) -> Result<Option<Claims>, ApiError> {
+    if required().await? { authenticate(req).await.map(Some) } else { Ok(None) }
+}
+
+/// Where tokens are required, the caller must be `user_id` (403 otherwise).
+pub async fn require_user(req: &Request, user_id: &str) -> Result<(), ApiError> {
+    match caller(req).await? {
+        Some(claims) => require_same_user(&claims, user_id),
+        None => Ok(()),
+    }
+}
+
+/// Where tokens are required, the caller must hold the admin role (403 otherwise).
+pub async fn require_admin(req: &Request) -> Result<(), ApiError> {
+    match caller(req).await? {
+        Some(claims) if !claims.admin => Err(ApiError::Forbidden("this route needs the admin role".into())),
+        _ => Ok(()),
+    }
+}
+
+/// 403 unless `claims` are `user_id`'s (an admin acts for nobody else either).
+pub fn require_same_user(claims: &Claims, user_id: &str) -> Result<(), ApiError> {
+    if claims.sub == user_id {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("the token's user may not act for another user".into()))
+    }
+}
+
+/// The claims of the request's bearer token, whether or not tokens are required: 401 without
+/// one, or with one that does not count.
+pub async fn authenticate(req: &Request) -> Result<Claims, ApiError> {
+    let token = bearer_token(req.headers())?;
+    let claims = verify(token).await?;
+    if revoked(&claims.jti).await? {
+        return Err(ApiError::Unauthorized("the token was revoked (logged out)".into()));
+    }
+    Ok(claims)
+}
+
+/// The claims of `token` (signature, issuer and expiry checked; revocation not).
+pub async fn verify(token: &str) -> Result<Claims, ApiError> {
+    verifier().await?.verify(token, now_seconds()).map_err(|e| match e {
+        TokenError::Expired => ApiError::Unauthorized("the token has expired".into()),
+        TokenError::Invalid(_) => ApiError::Unauthorized("the token is not valid".into()),
+    })
+}
+
+/// Whether the token with id `jti` is on the revocation list (one Redis read).
+pub async fn revoked(jti: &str) -> Result<bool, ApiError> {
+    let key = auth_token::revocation_key(jti);
+    let reply = on_auth_redis(|conn| async move { conn.execute("EXISTS", args([key])).await }).await?;
+    Ok(matches!(reply.first(), Some(RedisResult::Int64(n)) if *n > 0))
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case), 401 without one.
+pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, ApiError> {
+    let missing = || ApiError::Unauthorized("an access token is needed: Authorization: Bearer <token>".into());
+    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| missing())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token)
+}
+
+/// Unix seconds now.
+pub fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn verifier() -> Result<Rc<Verifier>, ApiError> {
+    if let Some(v) = VERIFIER.with(|v| v.borrow().clone()) {
+        return Ok(v);
+    }
+    let key = vars::get("auth_public_key").await?;
+    let verifier = Rc::new(
+        Verifier::from_public_key_text(&key)
+            .map_err(|e| ApiError::Misconfigured(format!("the variable auth_public_key is not usable: {e}")))?,
+    );
+    VERIFIER.with(|v| *v.borrow_mut() = Some(verifier.clone()));
+    Ok(verifier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_token_comes_from_a_bearer_authorization_header_only() {
+        assert_eq!(bearer_token(&headers("Bearer a.b.c")), Ok("a.b.c"));
+        assert_eq!(bearer_token(&headers("bearer  a.b.c ")), Ok("a.b.c"));
+        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "a.b.c"] {
+            assert_eq!(bearer_token(&headers(bad)).map_err(|e| e.status()), Err(401), "{bad:?}");
+        }
+        assert_eq!(bearer_token(&http::HeaderMap::new()).map_err(|e| e.status()), Err(401));
+    }
+
+    #[test]
+    fn only_the_same_user_passes() {
+        let claims =
+            Claims { sub: "u1".into(), jti: "j".into(), iat: 0, exp: 1, iss: auth_token::ISSUER.into(), admin: true };
+        assert!(require_same_user(&claims, "u1").is_ok());
+        assert_eq!(require_same_user(&claims, "u2").map_err(|e| e.status()), Err(403));
+    }
+}
