@@ -38,7 +38,8 @@ pub const EXPECTED_MIGRATION: &str = env!("EXPECTED_MIGRATION");
 const CHECK_LIMIT: Duration = Duration::from_secs(2);
 
 /// The services whose Postgres role is checked, with the component variable holding its address.
-const PG_ROLES: [(&str, &str); 3] = [
+const PG_ROLES: [(&str, &str); 4] = [
+    ("postgres_accounts", "accounts_pg_address"),
     ("postgres_stock", "stock_pg_address"),
     ("postgres_orders", "orders_pg_address"),
     ("postgres_payment", "payment_pg_address"),

@@ -9,6 +9,9 @@ pub const CREATE_ORDER: &str =
 pub const FIND_ORDER: &str = "SELECT order_id, user_id, paid, items::text AS items, total_cost, generation \
      FROM orders.orders WHERE order_id = $1";
 
+/// `$1` order id → `user_id`, the order's owner.
+pub const ORDER_OWNER: &str = "SELECT user_id FROM orders.orders WHERE order_id = $1";
+
 /// `$1` order id, `$2` item id, `$3` quantity, `$4` cost of the line, `$5` most lines → the
 /// order as FIND_ORDER reads it, if the line was added; no row when the order is unknown, paid,
 /// has `$5` lines already, or the sum of its quantities with `$3` would not fit in a bigint (an

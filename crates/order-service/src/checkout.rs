@@ -46,6 +46,7 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
 async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
     spin_kit::request_context::add_field("order_id", order_id);
+    crate::orders::require_own_order(&req, order_id).await?;
     let clock = WallClock;
     let started = clock.now_ms();
     let owner = unique_token("checkout");
@@ -198,7 +199,11 @@ fn outcome_answer(record: &Record) -> Reply {
 /// `GET /orders/checkout/:order_id/status`: the order's current saga, its state and history.
 pub async fn checkout_status(req: Request) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
+    let caller = spin_kit::auth::caller(&req).await?;
     let stored = load(order_id).await?;
+    if let Some(claims) = caller {
+        spin_kit::auth::require_same_user(&claims, &stored.order.user_id)?;
+    }
     let saga = match saga_store::current_attempt(order_id, stored.generation).await? {
         Some(attempt) => saga_store::load(&Plan::saga_id(order_id, stored.generation, attempt)).await?,
         None => None,

@@ -7,7 +7,7 @@ use order_domain::order::{AddItem, BatchInit, Line, MAX_LINES, Order};
 use order_domain::sql;
 use spin_kit::chain;
 use spin_kit::pg_store::{pg_failure, query, query_text, query_unmapped, sqlstate, vacuum_after_bulk_write};
-use spin_kit::{Reply, Request, respond, route};
+use spin_kit::{Reply, Request, auth, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
 /// An order as stored, with its generation.
@@ -19,6 +19,7 @@ pub(crate) struct StoredOrder {
 /// `POST /orders/create/:user_id` → `{"order_id": "<uuid>"}`; the user must exist.
 pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
+    auth::require_user(&req, user_id).await?;
     let answer = chain::call(payment_domain::client::find_user(user_id)).await.map_err(ApiError::Unavailable)?;
     match answer.status {
         200 => {}
@@ -43,8 +44,24 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
 /// `GET /orders/find/:order_id`.
 pub async fn find(req: Request) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
+    let caller = auth::caller(&req).await?;
     let stored = load(order_id).await?;
+    if let Some(claims) = caller {
+        auth::require_same_user(&claims, &stored.order.user_id)?;
+    }
     Ok(respond::ok(&stored.order))
+}
+
+/// Where tokens are required, `order_id` must be the caller's order (403; 404 if there is no
+/// such order). Nothing is read where they are not.
+pub(crate) async fn require_own_order(req: &Request, order_id: &str) -> Result<(), ApiError> {
+    let Some(claims) = auth::caller(req).await? else { return Ok(()) };
+    let rows = query(sql::ORDER_OWNER, [ParameterValue::Str(order_id.into())]).await?;
+    let owner: String = rows
+        .first()
+        .and_then(|row| row.get("user_id"))
+        .ok_or_else(|| OrderError::UnknownOrder { order_id: order_id.into() })?;
+    auth::require_same_user(&claims, &owner)
 }
 
 /// `POST /orders/addItem/:order_id/:item_id/:quantity`: the price comes from the stock service.
@@ -56,6 +73,7 @@ pub async fn add_item(req: Request) -> Result<Reply, ApiError> {
         route::param(&req, "item_id")?,
         route::param(&req, "quantity")?,
     )?;
+    require_own_order(&req, add.order_id).await?;
     let answer = chain::call(stock_domain::client::find(add.item_id)).await.map_err(ApiError::Unavailable)?;
     let price = match answer.status {
         200 => {
@@ -106,6 +124,7 @@ async fn refusal(add: &AddItem<'_>) -> Result<ApiError, ApiError> {
 /// `admin_routes` is off.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
     spin_kit::admin::require_admin_routes().await?;
+    spin_kit::auth::require_admin(&req).await?;
     let batch = BatchInit::parse(
         route::param(&req, "n")?,
         route::param(&req, "n_items")?,

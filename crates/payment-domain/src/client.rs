@@ -11,6 +11,12 @@ pub fn find_user(user_id: &str) -> ServiceCall {
     ServiceCall::get(format!("http://payment-find-user.spin.internal/payment/find_user/{user_id}"))
 }
 
+/// `POST /payment/open_account/:user_id` (private): opens the account of a user the accounts
+/// service registered, with its id and credit 0; 200 whether it opens it or it was open.
+pub fn open_account(user_id: &str) -> ServiceCall {
+    ServiceCall::post(format!("http://payment-open-account.spin.internal/payment/open_account/{user_id}"))
+}
+
 /// The saga step "charge": `POST /payment/charge/:saga_id/:user_id/:amount`.
 pub fn charge(charge: &SagaCharge) -> ServiceCall {
     let SagaCharge { saga_id, user_id, amount } = charge;

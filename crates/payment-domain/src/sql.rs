@@ -6,6 +6,10 @@
 pub const CREATE_USER: &str =
     "INSERT INTO payment.users (user_id, credit) VALUES (gen_random_uuid()::text, 0) RETURNING user_id";
 
+/// `$1` user id: opens the account with credit 0 if it is not open → `opened` (false: it was).
+pub const OPEN_ACCOUNT: &str = "WITH opened AS (INSERT INTO payment.users (user_id, credit) VALUES ($1, 0) \
+     ON CONFLICT (user_id) DO NOTHING RETURNING 1) SELECT EXISTS (SELECT 1 FROM opened) AS opened";
+
 /// `$1` user id → credit.
 pub const FIND_USER: &str = "SELECT credit FROM payment.users WHERE user_id = $1";
 

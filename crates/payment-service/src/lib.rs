@@ -1,5 +1,5 @@
 //! The payment service's endpoints (one component each): `create_user`, `find_user`,
-//! `add_funds`, `pay`, `batch_init`, and the checkout saga's participant steps `charge` (also
+//! `add_funds`, `pay`, `batch_init`, `open_account` (private: the accounts service's register), and the checkout saga's participant steps `charge` (also
 //! batched: `charge_many`) and `refund` (private routes, reached through service chaining). Each handler parses its
 //! parameters with `payment-domain` and reads or changes Postgres (schema `payment`, the only
 //! truth; no cache) in one statement.
@@ -13,17 +13,30 @@ use spin_kit::pg_store::{
     create_returning, execute, pg_failure, query, query_text, query_texts, query_unmapped, sqlstate,
     vacuum_after_bulk_write,
 };
-use spin_kit::{Reply, Request, respond, route};
+use spin_kit::{Reply, Request, auth, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
 
-/// `POST /payment/create_user` → `{"user_id": "<uuid>"}`, with credit 0.
-pub async fn create_user(_req: Request) -> Result<Reply, ApiError> {
+/// `POST /payment/create_user` → `{"user_id": "<uuid>"}`, with credit 0. Where tokens are
+/// required, only an admin may (a user's account is opened by its registration).
+pub async fn create_user(req: Request) -> Result<Reply, ApiError> {
+    auth::require_admin(&req).await?;
     create_returning(sql::CREATE_USER, vec![], "user_id").await
+}
+
+/// `POST /payment/open_account/:user_id` (private, reached by the accounts service's register):
+/// opens the account with that id and credit 0 → `{"user_id", "opened"}` (`opened` false when it
+/// was already open: a retried registration opens nothing twice).
+pub async fn open_account(req: Request) -> Result<Reply, ApiError> {
+    let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
+    let opened = query(sql::OPEN_ACCOUNT, vec![ParameterValue::Str(user_id.to_string())]).await?;
+    let opened: bool = opened.first().and_then(|row| row.get("opened")).unwrap_or(false);
+    Ok(respond::ok(&serde_json::json!({ "user_id": user_id, "opened": opened })))
 }
 
 /// `GET /payment/find_user/:user_id` → `{"user_id": "...", "credit": n}`.
 pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
     let user_id = parse_id("user_id", route::param(&req, "user_id")?)?;
+    auth::require_user(&req, user_id).await?;
     let rows = query(sql::FIND_USER, vec![ParameterValue::Str(user_id.to_string())]).await?;
     let row = rows.first().ok_or_else(|| PaymentError::UnknownUser { user_id: user_id.to_string() })?;
     Ok(respond::ok(&User { user_id: user_id.to_string(), credit: credit(row)? }))
@@ -32,6 +45,7 @@ pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
 /// `POST /payment/add_funds/:user_id/:amount` → the user with the new credit; 400 on overflow.
 pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
     let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
+    auth::require_user(&req, change.user_id).await?;
     let rows = match query_unmapped(sql::ADD_FUNDS, change_params(&change)).await? {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
             return Err(PaymentError::CreditOverflow { user_id: change.user_id.to_string() }.into());
@@ -46,6 +60,7 @@ pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
 /// when the credit would go below zero.
 pub async fn pay(req: Request) -> Result<Reply, ApiError> {
     let change = CreditChange::parse(route::param(&req, "user_id")?, route::param(&req, "amount")?)?;
+    auth::require_user(&req, change.user_id).await?;
     let rows = query(sql::PAY, change_params(&change)).await?;
     match rows.first() {
         Some(row) => Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit(row)? })),
@@ -57,6 +72,7 @@ pub async fn pay(req: Request) -> Result<Reply, ApiError> {
 /// route: 404 where `admin_routes` is off.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
     spin_kit::admin::require_admin_routes().await?;
+    auth::require_admin(&req).await?;
     let batch = BatchInit::parse(route::param(&req, "n")?, route::param(&req, "starting_money")?)?;
     let params = vec![ParameterValue::Int64(batch.n), ParameterValue::Int64(batch.starting_money)];
     execute(sql::BATCH_INIT, params).await?;

@@ -89,6 +89,16 @@ pub async fn revoked(jti: &str) -> Result<bool, ApiError> {
     Ok(matches!(reply.first(), Some(RedisResult::Int64(n)) if *n > 0))
 }
 
+/// Puts the token of `claims` on the revocation list until it would have expired (the accounts
+/// service's logout; the list is its to write).
+pub async fn revoke(claims: &Claims) -> Result<(), ApiError> {
+    let key = auth_token::revocation_key(&claims.jti);
+    let until = claims.exp.to_string();
+    on_auth_redis(|conn| async move { conn.execute("SET", args([key, "1".into(), "EXAT".into(), until])).await })
+        .await
+        .map(drop)
+}
+
 /// The token of `Authorization: Bearer <token>` (the scheme in any case), 401 without one.
 pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, ApiError> {
     let missing = || ApiError::Unauthorized("an access token is needed: Authorization: Bearer <token>".into());

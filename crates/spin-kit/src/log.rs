@@ -164,6 +164,7 @@ mod tests {
             component: "orders-checkout",
             trace: TraceParent { trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736, parent_id: 7, flags: 1 },
             trace_state: None,
+            authorization: Some("Bearer secret.token.here".into()),
             fields: vec![("saga_id", "o1.0.0".into()), ("order_id", "o1".into())].into(),
         };
         let line = format_line(

@@ -68,6 +68,7 @@ pub async fn subtract(req: Request) -> Result<Reply, ApiError> {
 /// An admin route: 404 where `admin_routes` is off.
 pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
     spin_kit::admin::require_admin_routes().await?;
+    spin_kit::auth::require_admin(&req).await?;
     let batch = BatchInit::parse(
         route::param(&req, "n")?,
         route::param(&req, "starting_stock")?,

@@ -108,7 +108,10 @@ pub(crate) fn free_port() -> u16 {
 }
 
 impl App {
-    /// Starts the app with Spin's default instance reuse.
+    /// Starts the app with Spin's default instance reuse, with tokens not required
+    /// (`auth_required` off: the WDM benchmark's API, which most suites test). The suites of
+    /// accounts and who may do what start it with [`App::start_with_env`] and
+    /// `SPIN_VARIABLE_AUTH_REQUIRED=true`.
     pub fn start() -> App {
         App::start_with(&[])
     }
@@ -119,7 +122,8 @@ impl App {
     }
 
     /// Starts the app with extra environment variables, such as `SPIN_VARIABLE_<NAME>` overrides
-    /// of application variables (e.g. a store address that does not answer).
+    /// of application variables (e.g. a store address that does not answer). Tokens are not
+    /// required unless `env` says `SPIN_VARIABLE_AUTH_REQUIRED=true`.
     pub fn start_with_env(env: &[(&str, &str)]) -> App {
         App::launch(&[], env)
     }
@@ -149,7 +153,11 @@ impl App {
         let mut args: Vec<String> =
             ["--runner", &runner_program, "--listen", &listen].iter().map(|s| s.to_string()).collect();
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Tokens off unless the test asks for them (a later entry wins).
+        let mut env: Vec<(String, String)> = std::iter::once(&("SPIN_VARIABLE_AUTH_REQUIRED", "false"))
+            .chain(env)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let launch =
             Launch { program: root.join("infra/serve-http"), args, env: env.clone(), dir: root.clone(), runner };
         let pid = spawn_tied_to_this_process(&launch, &log);
@@ -424,6 +432,7 @@ impl App {
     }
 }
 
+pub mod accounts;
 pub mod market;
 pub mod otlp;
 pub mod own_stores;

@@ -6,7 +6,8 @@ use e2e::own_stores::OwnStores;
 use e2e::{App, Reply, Value};
 use std::time::{Duration, Instant};
 
-const CHECKS: [&str; 6] = ["redis", "postgres_stock", "postgres_orders", "postgres_payment", "migrations", "worker"];
+const CHECKS: [&str; 7] =
+    ["redis", "postgres_accounts", "postgres_stock", "postgres_orders", "postgres_payment", "migrations", "worker"];
 
 fn app_on(stores: &OwnStores, extra: &[(&str, &str)]) -> App {
     let mut env = stores.app_env();
@@ -88,7 +89,7 @@ fn ready_fails_naming_the_store_that_is_down_and_recovers_when_it_is_back() {
     assert_eq!(down.json()["status"], "fail");
     assert_eq!(check(&down, "redis")["status"], "fail", "{down:?}");
     assert!(check(&down, "redis")["error"].is_string(), "{down:?}");
-    for name in ["postgres_stock", "postgres_orders", "postgres_payment", "migrations"] {
+    for name in ["postgres_accounts", "postgres_stock", "postgres_orders", "postgres_payment", "migrations"] {
         assert_eq!(check(&down, name)["status"], "ok", "{name}: {down:?}");
     }
     assert_eq!(app.get("/health/live").status, 200, "live does not depend on the stores");
@@ -98,7 +99,7 @@ fn ready_fails_naming_the_store_that_is_down_and_recovers_when_it_is_back() {
     stores.run(&["stop-postgres"]);
     let down = ready(&app).expect("/health/ready answers while Postgres is down");
     assert_eq!(down.status, 503, "{down:?}");
-    for name in ["postgres_stock", "postgres_orders", "postgres_payment", "migrations"] {
+    for name in ["postgres_accounts", "postgres_stock", "postgres_orders", "postgres_payment", "migrations"] {
         assert_eq!(check(&down, name)["status"], "fail", "{name}: {down:?}");
     }
     assert_eq!(check(&down, "redis")["status"], "ok", "{down:?}");
