@@ -23,7 +23,7 @@ pub enum ApiError {
     /// The addressed entity does not exist.
     NotFound(String),
     /// The route exists but not for this method.
-    MethodNotAllowed { allowed: &'static str },
+    MethodNotAllowed { allowed: String },
     /// The request is well-formed but refused by the current state (e.g. not enough stock).
     Conflict(String),
     /// The request cannot be processed as sent (e.g. an idempotency key reused for another request).
@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(ApiError::Forbidden("x".into()).status(), 403);
         assert_eq!(ApiError::NotFound("x".into()).status(), 404);
         assert_eq!(ApiError::TooManyRequests { message: "x".into(), retry_after_seconds: 1 }.status(), 429);
-        assert_eq!(ApiError::MethodNotAllowed { allowed: "GET" }.status(), 405);
+        assert_eq!(ApiError::MethodNotAllowed { allowed: "GET".into() }.status(), 405);
         assert_eq!(ApiError::Conflict("x".into()).status(), 409);
         assert_eq!(ApiError::Unprocessable("x".into()).status(), 422);
         assert_eq!(ApiError::Unavailable("x".into()).status(), 503);

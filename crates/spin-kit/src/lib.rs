@@ -48,7 +48,7 @@ use std::thread::LocalKey;
 /// `x-request-id`; error bodies also as `"request_id"`).
 pub async fn serve<F, Fut>(
     req: Request,
-    method: http::Method,
+    methods: &[http::Method],
     route: &'static str,
     component: &'static str,
     handler: F,
@@ -63,7 +63,7 @@ where
     let context = request_context::for_request(req.headers(), route, component);
     let request_id = context.request_id.clone();
     let work = async {
-        let mut reply = dispatch(req, method, &request_id, handler).await;
+        let mut reply = dispatch(req, methods, &request_id, handler).await;
         metrics::count_request(route, &mut reply, started.elapsed().as_micros() as u64);
         reply
     };
@@ -77,7 +77,7 @@ where
     reply
 }
 
-async fn dispatch<F, Fut>(req: Request, method: http::Method, request_id: &str, handler: F) -> Reply
+async fn dispatch<F, Fut>(req: Request, methods: &[http::Method], request_id: &str, handler: F) -> Reply
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
@@ -94,10 +94,11 @@ where
     } else {
         req
     };
-    if req.method() != method {
-        return fail(&ApiError::MethodNotAllowed { allowed: method_name(&method) }, request_id);
+    if !methods.contains(req.method()) {
+        let allowed = methods.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ");
+        return fail(&ApiError::MethodNotAllowed { allowed }, request_id);
     }
-    let (req, keyed) = if method == http::Method::GET {
+    let (req, keyed) = if req.method() == http::Method::GET {
         (req, None)
     } else {
         match idempotency::keyed(req).await {
@@ -127,19 +128,12 @@ pub(crate) fn fail(err: &ApiError, request_id: &str) -> Reply {
     respond::error_for(err, request_id)
 }
 
-fn method_name(method: &http::Method) -> &'static str {
-    match *method {
-        http::Method::GET => "GET",
-        http::Method::POST => "POST",
-        http::Method::PUT => "PUT",
-        http::Method::DELETE => "DELETE",
-        http::Method::PATCH => "PATCH",
-        _ => "another method",
-    }
-}
-
 /// Declares a component's HTTP entry point: the method and route it serves (the route as in
-/// `spin.toml`) and the handler it runs. The component's id in log lines is its crate's name,
+/// `spin.toml`) and the handler it runs; or, for a route served for several methods (Spin routes
+/// by path only), the route and one handler per method:
+/// ```ignore
+/// spin_kit::endpoint!("/stock/items/:item_id" { GET => stock_service::item_page, PATCH => stock_service::change_item });
+/// ``` The component's id in log lines is its crate's name,
 /// which is its id in `spin.toml`.
 ///
 /// The component crate must depend on `spin-sdk` (its `http_service` macro refers to it by name).
@@ -148,7 +142,20 @@ macro_rules! endpoint {
     ($method:ident $route:literal => $handler:path) => {
         #[::spin_sdk::http_service]
         async fn handle(req: $crate::Request) -> $crate::Reply {
-            $crate::serve(req, ::http::Method::$method, $route, env!("CARGO_PKG_NAME"), $handler).await
+            $crate::serve(req, &[::http::Method::$method], $route, env!("CARGO_PKG_NAME"), $handler).await
+        }
+    };
+    ($route:literal { $($method:ident => $handler:path),+ $(,)? }) => {
+        #[::spin_sdk::http_service]
+        async fn handle(req: $crate::Request) -> $crate::Reply {
+            let methods = [$(::http::Method::$method),+];
+            $crate::serve(req, &methods, $route, env!("CARGO_PKG_NAME"), |req: $crate::Request| async move {
+                $(if req.method() == ::http::Method::$method {
+                    return $handler(req).await;
+                })+
+                Err($crate::ApiError::Internal("no handler for an allowed method".into()))
+            })
+            .await
         }
     };
 }

@@ -15,6 +15,9 @@
 //!   by each new writer).
 //! * `stamp:{item}` — the tick of the last writer step on the item (expires after [`STAMP_MS`]).
 //! * `item:{item}` — `"{epoch}:{stock}:{price}"`, expires after [`ENTRY_TTL_SECONDS`].
+//! * `detail:{item}` — `"{epoch}:{json}"`, the item's page ([`crate::listing::ItemDetail`],
+//!   stock included), kept by the same protocol as `item:{item}`: looked up and offered the same
+//!   way (its kind given), dropped by every writer with it, retired by every batch with it.
 //!
 //! Every key either expires or is one of its kind (`clock`, `epoch`): a writer or reader of an
 //! item that does not exist leaves nothing that lasts.
@@ -103,17 +106,32 @@ pub const POPULATE: Script = Script::new(include_str!("find_view/populate.lua"))
 /// Counts a batch out. No arguments.
 pub const THAW: Script = Script::new(include_str!("find_view/thaw.lua"));
 
-/// The arguments of [`OFFER`]: item id, epoch, stamp (as [`LOOKUP`] gave them), stock, price,
-/// the entry's TTL in seconds ([`ENTRY_TTL_SECONDS`]).
+/// The arguments of [`OFFER`] for an item's `find` entry: item id, epoch, stamp (as [`LOOKUP`]
+/// gave them), the kind `item`, `{stock}:{price}`, the entry's TTL in seconds
+/// ([`ENTRY_TTL_SECONDS`]).
 pub fn offer_argv(item_id: &str, epoch: &str, stamp: &str, stock: i64, price: i64) -> Vec<String> {
+    entry_offer_argv(item_id, epoch, stamp, "item", format!("{stock}:{price}"))
+}
+
+/// The arguments of [`OFFER`] for an item's page: as [`offer_argv`], of kind `detail`, its JSON.
+pub fn detail_offer_argv(item_id: &str, epoch: &str, stamp: &str, json: String) -> Vec<String> {
+    entry_offer_argv(item_id, epoch, stamp, "detail", json)
+}
+
+fn entry_offer_argv(item_id: &str, epoch: &str, stamp: &str, kind: &str, value: String) -> Vec<String> {
     vec![
         item_id.to_string(),
         epoch.to_string(),
         stamp.to_string(),
-        stock.to_string(),
-        price.to_string(),
+        kind.to_string(),
+        value,
         ENTRY_TTL_SECONDS.to_string(),
     ]
+}
+
+/// The arguments of [`LOOKUP`] for an item's page.
+pub fn detail_lookup_argv(item_id: &str) -> Vec<String> {
+    vec![item_id.to_string(), "detail".to_string()]
 }
 
 /// The arguments of [`BEGIN`]: busy ms ([`BUSY_MS`]), stamp ms ([`STAMP_MS`]), then the item ids.
@@ -166,6 +184,27 @@ impl Lookup {
         let (epoch, stamp) = reply.strip_prefix('M')?.split_once(':')?;
         (is_counter(epoch) && is_counter(stamp))
             .then(|| Self::Miss { epoch: epoch.to_string(), stamp: stamp.to_string() })
+    }
+}
+
+/// What [`LOOKUP`] answered for an item's page ([`detail_lookup_argv`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetailLookup {
+    /// The page's JSON, as offered.
+    Hit(String),
+    /// Not in the view: read Postgres, then offer the page with these.
+    Miss { epoch: String, stamp: String },
+    /// Being written (or a batch runs): read Postgres, offer nothing.
+    Bypass,
+}
+
+impl DetailLookup {
+    pub fn parse(reply: &str) -> Option<Self> {
+        match Lookup::parse(reply) {
+            Some(Lookup::Bypass) => Some(Self::Bypass),
+            Some(Lookup::Miss { epoch, stamp }) => Some(Self::Miss { epoch, stamp }),
+            _ => reply.strip_prefix('H').map(|json| Self::Hit(json.to_string())),
+        }
     }
 }
 

@@ -3,9 +3,58 @@
 //!
 //! Every write bumps `version` (a change counter, kept for operators).
 
-/// `$1` price → the new item's generated id.
-pub const CREATE_ITEM: &str =
-    "INSERT INTO stock.items (item_id, stock, price) VALUES (gen_random_uuid()::text, 0, $1) RETURNING item_id";
+/// `$1` price, `$2` owner id (`''`: nobody) → the new item's generated id.
+pub const CREATE_ITEM: &str = "INSERT INTO stock.items (item_id, stock, price, owner_id) \
+     VALUES (gen_random_uuid()::text, 0, $1, NULLIF($2, '')) RETURNING item_id";
+
+/// The columns of an item's page ([`crate::listing::ItemDetail`]), and its listing position.
+macro_rules! detail_columns {
+    () => {
+        "item_id, owner_id, title, description, category, daily_price, price, stock, \
+         to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, \
+         to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at, listed_seq"
+    };
+}
+
+/// `$1` item id → its page's columns.
+pub const ITEM_DETAIL: &str = concat!("SELECT ", detail_columns!(), " FROM stock.items WHERE item_id = $1");
+
+/// `$1` owner, `$2` category, `$3` search text (each `''`: any), `$4` the listing position to
+/// start below, `$5` how many → pages' columns, newest first. An unnamed statement is planned
+/// with its parameters, so the filters left out cost nothing.
+pub const LIST_ITEMS: &str = concat!(
+    "SELECT ",
+    detail_columns!(),
+    " FROM stock.items WHERE ($1 = '' OR owner_id = $1) AND ($2 = '' OR category = $2) \
+     AND ($3 = '' OR search @@ websearch_to_tsquery('english', $3)) AND listed_seq < $4 \
+     ORDER BY listed_seq DESC LIMIT $5"
+);
+
+/// `$1` owner, `$2` title, `$3` description, `$4` category, `$5` daily price, `$6` price, `$7`
+/// stock → the new item's page.
+pub const LIST_NEW_ITEM: &str = concat!(
+    "INSERT INTO stock.items (item_id, owner_id, title, description, category, daily_price, price, stock) \
+     VALUES (gen_random_uuid()::text, $1, $2, $3, $4, $5, $6, $7) RETURNING ",
+    detail_columns!()
+);
+
+/// The statement of a listing change: `$1` item id, then one parameter per column set, in
+/// `columns`' order → the item's page; no row if the item is gone. The column names come from
+/// [`crate::listing::ItemPatch::columns`], never from the client.
+pub fn patch_item(columns: &[&str]) -> String {
+    let sets: Vec<String> = columns.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 2)).collect();
+    format!(
+        "UPDATE stock.items SET {}, updated_at = now(), version = version + 1 WHERE item_id = $1 RETURNING {}",
+        sets.join(", "),
+        detail_columns!()
+    )
+}
+
+/// `$1` item id → `owner_id` (null: nobody's); no row if the item does not exist.
+pub const ITEM_OWNER: &str = "SELECT owner_id FROM stock.items WHERE item_id = $1";
+
+/// `$1` item id → the deleted id; no row if there was none.
+pub const DELETE_ITEM: &str = "DELETE FROM stock.items WHERE item_id = $1 RETURNING item_id";
 
 /// `$1` item id → stock, price.
 pub const FIND_ITEM: &str = "SELECT stock, price FROM stock.items WHERE item_id = $1";

@@ -9,8 +9,9 @@ use spin_kit::redis_store::{reply_text, script_idempotent, script_once};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use stock_domain::find_view::{
-    BEGIN, END, FREEZE, FREEZE_MS, Freeze, LOOKUP, Lookup, MAX_OFFER_DELAY_MS, MAX_WRITE_DELAY_MS, OFFER, POPULATE,
-    THAW, begin_argv, end_argv, offer_argv, populate_argv, populate_chunks,
+    BEGIN, DetailLookup, END, FREEZE, FREEZE_MS, Freeze, LOOKUP, Lookup, MAX_OFFER_DELAY_MS, MAX_WRITE_DELAY_MS, OFFER,
+    POPULATE, THAW, begin_argv, detail_lookup_argv, detail_offer_argv, end_argv, offer_argv, populate_argv,
+    populate_chunks,
 };
 
 async fn eval_text(script: &Script, argv: &[String], retry: bool) -> Result<Option<String>, ApiError> {
@@ -98,4 +99,30 @@ pub async fn batch<T>(
         spin_kit::log::warn(format_args!("stock view thaw skipped (the freeze expires): {e}"));
     }
     result
+}
+
+/// What the view holds of `item_id`'s page; a bypass when Redis cannot be asked.
+pub async fn lookup_detail(item_id: &str) -> DetailLookup {
+    match eval_text(&LOOKUP, &detail_lookup_argv(item_id), true).await {
+        Ok(Some(reply)) => DetailLookup::parse(&reply).unwrap_or(DetailLookup::Bypass),
+        Ok(None) => DetailLookup::Bypass,
+        Err(e) => {
+            spin_kit::log::warn(format_args!("stock view lookup skipped: {e}"));
+            DetailLookup::Bypass
+        }
+    }
+}
+
+/// Offers a page read from Postgres after a [`DetailLookup::Miss`], as [`offer`] does a row.
+pub async fn offer_detail(looked_up: Instant, item_id: &str, epoch: &str, stamp: &str, json: String) {
+    if looked_up.elapsed() > Duration::from_millis(MAX_OFFER_DELAY_MS) {
+        return;
+    }
+    if let Err(e) = eval_text(&OFFER, &detail_offer_argv(item_id, epoch, stamp, json), true).await {
+        spin_kit::log::write(
+            spin_kit::log::Level::Warn,
+            format_args!("stock view offer skipped: {e}"),
+            &[("item_id", item_id)],
+        );
+    }
 }

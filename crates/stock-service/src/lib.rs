@@ -1,11 +1,16 @@
 //! The stock service's endpoints (one component each): `create`, `find`, `add`, `subtract`,
-//! `batch_init`, and the checkout saga's participant steps `reserve` (also batched:
+//! `batch_init`, the inventory's list, item pages and owner writes ([`inventory`]), and the checkout saga's participant steps `reserve` (also batched:
 //! `reserve_many`) and `release`. Each handler
 //! parses its route parameters with `stock-domain` and reads or changes Postgres (schema `stock`,
 //! the truth) in one statement. `find` answers from a view in Redis when it can; every change
 //! follows the view's writer protocol ([`find_view`]).
 
 mod find_view;
+mod inventory;
+
+pub use inventory::{
+    change as change_item, create as list_item, list as list_items, page as item_page, remove as remove_item,
+};
 
 use market_core::ApiError;
 use spin_kit::pg_store::{
@@ -19,10 +24,12 @@ use stock_domain::find_view::{Lookup, distinct_ids};
 use stock_domain::reservation::{ReserveManyRequest, ReserveRequest, StepOutcome};
 use stock_domain::{BatchInit, Item, StockChange, sql};
 
-/// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`.
+/// `POST /stock/item/create/:price` → `{"item_id": "<uuid>"}`. Where tokens are required, the
+/// token's user owns the item.
 pub async fn create(req: Request) -> Result<Reply, ApiError> {
     let price = market_core::parse_non_negative("price", route::param(&req, "price")?)?;
-    create_returning(sql::CREATE_ITEM, [ParameterValue::Int64(price)], "item_id").await
+    let owner = spin_kit::auth::caller(&req).await?.map(|claims| claims.sub).unwrap_or_default();
+    create_returning(sql::CREATE_ITEM, [ParameterValue::Int64(price), ParameterValue::Str(owner)], "item_id").await
 }
 
 /// `GET /stock/find/:item_id` → `{"stock": n, "price": n}`, from the Redis view when it has the
@@ -45,6 +52,7 @@ pub async fn find(req: Request) -> Result<Reply, ApiError> {
 /// `POST /stock/add/:item_id/:amount`.
 pub async fn add(req: Request) -> Result<Reply, ApiError> {
     let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
+    inventory::require_stock_writer(&req, change.item_id).await?;
     let result = change_stock(sql::ADD_STOCK, &change).await?;
     let item = match result {
         Err(e) if sqlstate(&e) == Some(sql::NUMERIC_OUT_OF_RANGE) => {
@@ -58,6 +66,7 @@ pub async fn add(req: Request) -> Result<Reply, ApiError> {
 /// `POST /stock/subtract/:item_id/:amount`: refused with 409 when the stock would go below zero.
 pub async fn subtract(req: Request) -> Result<Reply, ApiError> {
     let change = StockChange::parse(route::param(&req, "item_id")?, route::param(&req, "amount")?)?;
+    inventory::require_stock_writer(&req, change.item_id).await?;
     match change_stock(sql::SUBTRACT_STOCK, &change).await?.map_err(pg_failure)? {
         Some(item) => Ok(respond::ok(&item)),
         None => Err(refusal_reason(change.item_id, change.amount).await?),
@@ -177,6 +186,6 @@ fn item(row: &Row) -> Result<Item, ApiError> {
     Ok(Item { stock: int("stock")?, price: int("price")? })
 }
 
-fn unknown_item(item_id: &str) -> ApiError {
+pub(crate) fn unknown_item(item_id: &str) -> ApiError {
     StockError::UnknownItem { item_id: item_id.into() }.into()
 }

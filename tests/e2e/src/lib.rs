@@ -271,7 +271,7 @@ impl App {
         read_reply(resp)
     }
 
-    /// Sends `method path` with these request headers and body (a GET sends no body); panics
+    /// Sends `method path` with these request headers and body (a GET or DELETE sends no body); panics
     /// (with the app's log) if no response comes.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let url = format!("{}{}", self.base, path);
@@ -283,12 +283,19 @@ impl App {
                 }
                 req.call()
             }
-            "POST" => {
-                let mut req = self.agent.post(&url);
+            "POST" | "PATCH" => {
+                let mut req = if method == "POST" { self.agent.post(&url) } else { self.agent.patch(&url) };
                 for (name, value) in headers {
                     req = req.header(*name, *value);
                 }
                 req.send(body)
+            }
+            "DELETE" => {
+                let mut req = self.agent.delete(&url);
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                req.call()
             }
             other => panic!("unsupported method {other}"),
         };

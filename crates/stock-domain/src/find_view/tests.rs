@@ -199,3 +199,41 @@ fn chunks_cover_every_id_once() {
 fn ids_are_distinct_and_ordered() {
     assert_eq!(distinct_ids(["b", "a", "b"]), vec!["a".to_string(), "b".to_string()]);
 }
+
+fn detail_lookup(redis: &mut TestRedis, id: &str) -> DetailLookup {
+    let reply = run(redis, &LOOKUP, &detail_lookup_argv(id));
+    DetailLookup::parse(&reply).unwrap_or_else(|| panic!("unexpected LOOKUP reply {reply:?}"))
+}
+
+fn detail_offer(redis: &mut TestRedis, id: &str, miss: &DetailLookup, json: &str) -> bool {
+    let DetailLookup::Miss { epoch, stamp } = miss else { panic!("not a miss: {miss:?}") };
+    run(redis, &OFFER, &detail_offer_argv(id, epoch, stamp, json.to_string())) == "1"
+}
+
+#[test]
+fn an_items_page_follows_the_same_protocol_as_its_find_entry() {
+    let Some(mut redis) = TestRedis::claim() else { return };
+    let page = r#"{"item_id":"a","title":"Drill: 18V","stock":3}"#;
+    let miss = detail_lookup(&mut redis, "a");
+    assert_eq!(miss, DetailLookup::Miss { epoch: "0".into(), stamp: "0".into() });
+    assert!(detail_offer(&mut redis, "a", &miss, page));
+    assert_eq!(detail_lookup(&mut redis, "a"), DetailLookup::Hit(page.into()));
+    assert_eq!(lookup(&mut redis, "a"), Lookup::Miss { epoch: "0".into(), stamp: "0".into() }, "kinds apart");
+
+    // A page read before a writer's step is never stored after it.
+    let stale = detail_lookup(&mut redis, "b");
+    begin(&mut redis, &["a", "b"]);
+    assert_eq!(detail_lookup(&mut redis, "a"), DetailLookup::Bypass, "the writer dropped it");
+    assert!(!redis.exists("stock:view:detail:a"));
+    assert!(!detail_offer(&mut redis, "b", &stale, page), "offered while the writer writes");
+    end(&mut redis, &["a", "b"]);
+    assert!(!detail_offer(&mut redis, "b", &stale, page), "offered after the writer's stamp");
+    let fresh = detail_lookup(&mut redis, "b");
+    assert!(detail_offer(&mut redis, "b", &fresh, page));
+
+    // A batch retires every page with every find entry.
+    let batch = freeze(&mut redis);
+    assert_eq!(detail_lookup(&mut redis, "b"), DetailLookup::Bypass);
+    thaw(&mut redis);
+    assert!(matches!(detail_lookup(&mut redis, "b"), DetailLookup::Miss { epoch, .. } if epoch == batch.epoch));
+}
