@@ -1,37 +1,52 @@
-//! `wdm-bench`: the WDM stress workload against a running app (a benchmark, not a test).
+//! `wdm-bench`: the WDM stress workload, and the marketplace's own, against a running app (a
+//! benchmark, not a test).
 //!
 //! ```text
 //! cargo run --release -p bench -- [--url http://127.0.0.1:3000] [--concurrency 32,128]
-//!                                 [--seconds 30] [--n 100000] [--skip-init] [--timeline]
-//!                                 [checkout|find|all]
+//!                                 [--seconds 30] [--n 100000] [--own-orders 20000] [--skip-init]
+//!                                 [--timeline] [WORKLOAD]
 //! ```
-//! Initialises `n` items (stock 1 000 000, price 1), users (credit 1 000 000) and orders (two
-//! random items each, as the WDM template), then, for each concurrency, runs random checkouts
-//! (or random finds) for the given time and prints throughput, success share and latencies.
-//! Each run is preceded by a 3 s warm-up at the same concurrency (not counted), and each
-//! checkout run starts from unpaid orders (the orders are initialised again after the warm-up),
-//! so that repeated checkouts of already paid orders (cheap) stay rare; every run (warm-up
-//! included) draws its own random sequence of orders, so a run never replays its warm-up's
-//! orders. `--timeline` also prints the requests completed in each second of a run, and the
-//! slowest one's latency (to see stalls).
+//! Workloads:
+//! * `checkout`, `find` (and `all`, both): the WDM template. Initialises `n` items (stock
+//!   1 000 000, price 1), users (credit 1 000 000) and orders (two random items each) with the
+//!   admin routes, then runs random checkouts (or random finds). Needs `auth_required` off (as
+//!   `./dev up` serves it) or an app whose admin routes are open.
+//! * `login`: logins of 64 registered users (argon2id verification and a signed token each).
+//! * `find-user`: `GET /payment/find_user/{id}` by 64 users, each with its own token: run it
+//!   against an app with `auth_required` on and off to see what checking a token costs.
+//! * `items-list`: inventory list pages (all items, one category, a text search; 20 per page)
+//!   over 2 000 listed items; `item-page`: random items' pages.
+//! * `checkout-own`: checkouts of orders that users made for themselves through the API (64
+//!   users, `--own-orders` orders of two items each), each sent with its owner's token: run it
+//!   with `auth_required` on and off to compare.
+//!
+//! For each concurrency a workload runs for the given time after a 3 s warm-up at the same
+//! concurrency (not counted) and prints throughput, success share and latencies. A `checkout`
+//! run starts from unpaid orders (initialised again after the warm-up); every run draws its own
+//! random sequence. `--timeline` also prints the requests completed in each second of a run,
+//! and the slowest one's latency (to see stalls).
 //!
 //! The load comes from one thread: each simulated client is a task with its own keep-alive
 //! HTTP/1.1 connection, like `wrk`. The generator shares the machine's cores with the app, so it
 //! must be cheap (a thread per client with a blocking client cost about 4× more CPU per request).
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+const WORKLOADS: &[&str] =
+    &["checkout", "find", "all", "login", "find-user", "items-list", "item-page", "checkout-own"];
+
 struct Options {
     url: String,
     concurrency: Vec<usize>,
     seconds: u64,
     n: u64,
+    own_orders: usize,
     init: bool,
     timeline: bool,
     workload: String,
@@ -43,6 +58,7 @@ fn options() -> Options {
         concurrency: vec![32, 128],
         seconds: 30,
         n: 100_000,
+        own_orders: 20_000,
         init: true,
         timeline: false,
         workload: "all".into(),
@@ -58,9 +74,10 @@ fn options() -> Options {
             }
             "--seconds" => o.seconds = value().parse().unwrap_or_else(|_| usage("bad --seconds")),
             "--n" => o.n = value().parse().unwrap_or_else(|_| usage("bad --n")),
+            "--own-orders" => o.own_orders = value().parse().unwrap_or_else(|_| usage("bad --own-orders")),
             "--skip-init" => o.init = false,
             "--timeline" => o.timeline = true,
-            "checkout" | "find" | "all" => o.workload = arg,
+            w if WORKLOADS.contains(&w) => o.workload = arg,
             other => usage(&format!("unknown argument {other}")),
         }
     }
@@ -69,15 +86,42 @@ fn options() -> Options {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "wdm-bench: {problem}\nusage: wdm-bench [--url URL] [--concurrency 32,128] [--seconds 30] [--n 100000] [--skip-init] [--timeline] [checkout|find|all]"
+        "wdm-bench: {problem}\nusage: wdm-bench [--url URL] [--concurrency 32,128] [--seconds 30] [--n 100000] [--own-orders 20000] [--skip-init] [--timeline] [{}]",
+        WORKLOADS.join("|")
     );
     std::process::exit(2)
+}
+
+/// One request of a workload.
+struct Call {
+    method: hyper::Method,
+    path: String,
+    /// `Authorization: Bearer <token>`.
+    token: Option<Rc<str>>,
+    /// A JSON body (empty: none).
+    body: Bytes,
+}
+
+impl Call {
+    fn new(method: hyper::Method, path: String) -> Call {
+        Call { method, path, token: None, body: Bytes::new() }
+    }
+
+    fn with_token(mut self, token: &Rc<str>) -> Call {
+        self.token = Some(token.clone());
+        self
+    }
+
+    fn with_json(mut self, json: String) -> Call {
+        self.body = Bytes::from(json);
+        self
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection to the app; it reconnects after an error.
 struct Client {
     authority: String,
-    sender: Option<http1::SendRequest<Empty<Bytes>>>,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
 }
 
 impl Client {
@@ -86,7 +130,7 @@ impl Client {
         Client { authority: authority.trim_end_matches('/').to_string(), sender: None }
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<Empty<Bytes>>, String> {
+    async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, String> {
         let stream = tokio::net::TcpStream::connect(&self.authority).await.map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
@@ -96,24 +140,37 @@ impl Client {
         Ok(sender)
     }
 
-    /// Sends `method path` with an empty body; the status, once the whole body has arrived.
-    async fn send(&mut self, method: hyper::Method, path: &str) -> Result<u16, String> {
+    /// Sends `call`; the status and the whole body.
+    async fn send(&mut self, call: &Call) -> Result<(u16, Bytes), String> {
         let mut sender = match self.sender.take() {
             Some(s) if !s.is_closed() => s,
             _ => self.connect().await?,
         };
         sender.ready().await.map_err(|e| e.to_string())?;
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
+        let mut request = hyper::Request::builder()
+            .method(call.method.clone())
+            .uri(&call.path)
             .header(hyper::header::HOST, &self.authority)
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+            .header(hyper::header::CONTENT_LENGTH, call.body.len());
+        if !call.body.is_empty() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = &call.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request.body(Full::new(call.body.clone())).map_err(|e| e.to_string())?;
         let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
-        response.into_body().collect().await.map_err(|e| e.to_string())?;
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         self.sender = Some(sender);
-        Ok(status)
+        Ok((status, body))
+    }
+
+    /// Sends `call` for setting up a workload: panics unless it succeeds; the answer's JSON.
+    async fn must(&mut self, call: &Call) -> serde_json::Value {
+        let (status, body) = self.send(call).await.unwrap_or_else(|e| panic!("{}: {e}", call.path));
+        assert!((200..300).contains(&status), "{} answered {status}: {}", call.path, String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -121,6 +178,42 @@ impl Client {
 fn block_on<F: std::future::Future>(work: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     tokio::task::LocalSet::new().block_on(&runtime, work)
+}
+
+/// Runs `f(i)` for `0..count` on `parallel` connections; the results in order.
+async fn setup<T: 'static>(
+    url: &str,
+    count: usize,
+    parallel: usize,
+    f: impl Fn(usize) -> Call + 'static,
+    read: impl Fn(usize, serde_json::Value) -> T + 'static,
+) -> Vec<T> {
+    let next = Rc::new(Cell::new(0usize));
+    let (f, read) = (Rc::new(f), Rc::new(read));
+    let tasks: Vec<_> = (0..parallel.min(count.max(1)))
+        .map(|_| {
+            let (next, f, read, url) = (next.clone(), f.clone(), read.clone(), url.to_string());
+            tokio::task::spawn_local(async move {
+                let mut client = Client::new(&url);
+                let mut out = Vec::new();
+                loop {
+                    let i = next.get();
+                    if i >= count {
+                        return out;
+                    }
+                    next.set(i + 1);
+                    let answer = client.must(&f(i)).await;
+                    out.push((i, read(i, answer)));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("setup task"));
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
 }
 
 fn init(o: &Options, orders_only: bool) {
@@ -137,14 +230,142 @@ fn init(o: &Options, orders_only: bool) {
         let mut client = Client::new(&o.url);
         for path in paths {
             let started = Instant::now();
-            let status = client.send(hyper::Method::POST, &path).await.unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert!((200..300).contains(&status), "{path} answered {status}");
-            println!("init {path}: {status} in {:.2} s", started.elapsed().as_secs_f64());
+            client.must(&Call::new(hyper::Method::POST, path.clone())).await;
+            println!("init {path}: done in {:.2} s", started.elapsed().as_secs_f64());
         }
     });
 }
 
-/// A tiny xorshift generator per thread (no dependency needed for "random order id").
+/// A user the benchmark registered and logged in.
+#[derive(Clone)]
+struct Account {
+    user_id: String,
+    username: String,
+    token: Rc<str>,
+}
+
+const PASSWORD: &str = "wdm-bench password";
+
+/// Registers and logs in `count` new users.
+async fn accounts(url: &str, count: usize) -> Vec<Account> {
+    let salt = salt() % 1_000_000_007;
+    let started = Instant::now();
+    let names: Vec<String> = (0..count).map(|i| format!("bench_{salt:x}_{i}")).collect();
+    let credentials = |name: &str| serde_json::json!({ "username": name, "password": PASSWORD }).to_string();
+    let registering = names.clone();
+    let ids = setup(
+        url,
+        count,
+        8,
+        move |i| Call::new(hyper::Method::POST, "/accounts/register".into()).with_json(credentials(&registering[i])),
+        |_, v| v["user_id"].as_str().expect("user_id").to_string(),
+    )
+    .await;
+    let logging_in = names.clone();
+    let tokens = setup(
+        url,
+        count,
+        8,
+        move |i| {
+            let body = serde_json::json!({ "username": logging_in[i], "password": PASSWORD }).to_string();
+            Call::new(hyper::Method::POST, "/accounts/login".into()).with_json(body)
+        },
+        |_, v| Rc::<str>::from(v["token"].as_str().expect("token")),
+    )
+    .await;
+    println!("setup: {count} users registered and logged in in {:.1} s", started.elapsed().as_secs_f64());
+    names
+        .into_iter()
+        .zip(ids)
+        .zip(tokens)
+        .map(|((username, user_id), token)| Account { user_id, username, token })
+        .collect()
+}
+
+/// Lists `count` items owned by `owner` (categories `cat0`..`cat9`, titles from a small
+/// vocabulary); their ids.
+async fn listed_items(url: &str, owner: &Account, count: usize, price: i64, stock: i64) -> Vec<String> {
+    let started = Instant::now();
+    let token = owner.token.clone();
+    let items = setup(
+        url,
+        count,
+        16,
+        move |i| {
+            let body = serde_json::json!({
+                "title": format!("{} {} {i}", WORDS[i % WORDS.len()], WORDS[(i / 7) % WORDS.len()]),
+                "description": format!("A {} for rent, in good shape.", WORDS[(i / 3) % WORDS.len()]),
+                "category": format!("cat{}", i % 10),
+                "daily_price": 1 + (i % 20) as i64,
+                "price": price,
+                "stock": stock,
+            });
+            Call::new(hyper::Method::POST, "/stock/items".into()).with_token(&token).with_json(body.to_string())
+        },
+        |_, v| v["item_id"].as_str().expect("item_id").to_string(),
+    )
+    .await;
+    println!("setup: {count} items listed in {:.1} s", started.elapsed().as_secs_f64());
+    items
+}
+
+const WORDS: &[&str] =
+    &["drill", "ladder", "tent", "kayak", "projector", "bicycle", "saw", "camera", "grill", "speaker"];
+
+/// Orders the users make for themselves (two items each), and fund; each order with its owner.
+async fn own_orders(url: &str, users: &[Account], items: &[String], count: usize) -> Vec<(String, Rc<str>)> {
+    let started = Instant::now();
+    let funding = users.to_vec();
+    setup(
+        url,
+        users.len(),
+        8,
+        move |i| {
+            let u = &funding[i];
+            Call::new(hyper::Method::POST, format!("/payment/add_funds/{}/1000000000", u.user_id)).with_token(&u.token)
+        },
+        |_, _| (),
+    )
+    .await;
+    let ordering = users.to_vec();
+    let orders = setup(
+        url,
+        count,
+        16,
+        move |i| {
+            let u = &ordering[i % ordering.len()];
+            Call::new(hyper::Method::POST, format!("/orders/create/{}", u.user_id)).with_token(&u.token)
+        },
+        |_, v| v["order_id"].as_str().expect("order_id").to_string(),
+    )
+    .await;
+    let lines: Vec<(String, String, Rc<str>)> = orders
+        .iter()
+        .enumerate()
+        .flat_map(|(i, order)| {
+            let token = users[i % users.len()].token.clone();
+            let mut rng = Rng(((i as u64 + 1) * 0x2545_f491_4f6c_dd1d) | 1);
+            (0..2).map(move |_| (order.clone(), items[rng.below(items.len() as u64) as usize].clone(), token.clone()))
+        })
+        .collect();
+    let adding = Rc::new(lines);
+    let count_lines = adding.len();
+    setup(
+        url,
+        count_lines,
+        16,
+        move |i| {
+            let (order, item, token) = &adding[i];
+            Call::new(hyper::Method::POST, format!("/orders/addItem/{order}/{item}/1")).with_token(token)
+        },
+        |_, _| (),
+    )
+    .await;
+    println!("setup: {count} orders made and filled in {:.1} s", started.elapsed().as_secs_f64());
+    orders.into_iter().enumerate().map(|(i, o)| (o, users[i % users.len()].token.clone())).collect()
+}
+
+/// A tiny xorshift generator per client (no dependency needed for "random order id").
 struct Rng(u64);
 
 impl Rng {
@@ -156,6 +377,76 @@ impl Rng {
     }
 }
 
+fn salt() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// What a workload sends: a request drawn with the client's generator.
+type Draw = Rc<dyn Fn(&mut Rng) -> Call>;
+
+/// The requests of `workload`, after preparing what it needs.
+fn prepare(o: &Options, workload: &str) -> Draw {
+    match workload {
+        "checkout" | "find" => {
+            let (method, route, n) = match workload {
+                "checkout" => (hyper::Method::POST, "/orders/checkout/", o.n),
+                _ => (hyper::Method::GET, "/stock/find/", o.n),
+            };
+            Rc::new(move |rng| Call::new(method.clone(), format!("{route}{}", rng.below(n))))
+        }
+        "login" => {
+            let users = block_on(accounts(&o.url, 64));
+            Rc::new(move |rng| {
+                let u = &users[rng.below(users.len() as u64) as usize];
+                let body = serde_json::json!({ "username": u.username, "password": PASSWORD }).to_string();
+                Call::new(hyper::Method::POST, "/accounts/login".into()).with_json(body)
+            })
+        }
+        "find-user" => {
+            let users = block_on(accounts(&o.url, 64));
+            Rc::new(move |rng| {
+                let u = &users[rng.below(users.len() as u64) as usize];
+                Call::new(hyper::Method::GET, format!("/payment/find_user/{}", u.user_id)).with_token(&u.token)
+            })
+        }
+        "items-list" | "item-page" => {
+            let items = block_on(async {
+                let owner = accounts(&o.url, 1).await.remove(0);
+                listed_items(&o.url, &owner, 2_000, 10, 5).await
+            });
+            if workload == "item-page" {
+                return Rc::new(move |rng| {
+                    Call::new(
+                        hyper::Method::GET,
+                        format!("/stock/items/{}", items[rng.below(items.len() as u64) as usize]),
+                    )
+                });
+            }
+            Rc::new(|rng| {
+                let path = match rng.below(3) {
+                    0 => "/stock/items?limit=20".to_string(),
+                    1 => format!("/stock/items?category=cat{}&limit=20", rng.below(10)),
+                    _ => format!("/stock/items?q={}&limit=20", WORDS[rng.below(WORDS.len() as u64) as usize]),
+                };
+                Call::new(hyper::Method::GET, path)
+            })
+        }
+        _ => {
+            // checkout-own
+            let orders = block_on(async {
+                let users = accounts(&o.url, 65).await;
+                let (seller, buyers) = users.split_first().expect("users");
+                let items = listed_items(&o.url, seller, 1_000, 1, 1_000_000_000).await;
+                own_orders(&o.url, buyers, &items, o.own_orders).await
+            });
+            Rc::new(move |rng| {
+                let (order, token) = &orders[rng.below(orders.len() as u64) as usize];
+                Call::new(hyper::Method::POST, format!("/orders/checkout/{order}")).with_token(token)
+            })
+        }
+    }
+}
+
 struct Sample {
     /// When it completed, in ms since the run started.
     done_ms: u64,
@@ -164,35 +455,30 @@ struct Sample {
     failed: bool,
 }
 
-/// Runs the workload for `seconds` at `concurrency`, returning every request's sample.
-fn run(o: &Options, workload: &str, concurrency: usize, seconds: u64) -> (Vec<Sample>, f64) {
-    let (method, route) = match workload {
-        "checkout" => (hyper::Method::POST, "/orders/checkout/"),
-        _ => (hyper::Method::GET, "/stock/find/"),
-    };
+/// Runs `draw`'s requests for `seconds` at `concurrency`, returning every request's sample.
+fn run(o: &Options, draw: &Draw, concurrency: usize, seconds: u64) -> (Vec<Sample>, f64) {
     block_on(async {
         let stop = Rc::new(Cell::new(false));
         let started = Instant::now();
-        // A different sequence of orders in every run: a run must not repeat the orders its
-        // warm-up (or an earlier run) already checked out, which are answered without any work.
-        let salt =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        // A different sequence in every run: a run must not repeat the orders its warm-up (or
+        // an earlier run) already checked out, which are answered without any work.
+        let salt = salt();
         let clients: Vec<_> = (0..concurrency)
             .map(|t| {
-                let (stop, method, url, n) = (stop.clone(), method.clone(), o.url.clone(), o.n);
+                let (stop, draw, url) = (stop.clone(), draw.clone(), o.url.clone());
                 tokio::task::spawn_local(async move {
                     let mut client = Client::new(&url);
                     let mut rng = Rng((0x9e37_79b9_7f4a_7c15 ^ salt ^ ((t as u64 + 1) * 0x2545_f491_4f6c_dd1d)) | 1);
                     let mut out = Vec::new();
                     while !stop.get() {
-                        let path = format!("{route}{}", rng.below(n));
+                        let call = draw(&mut rng);
                         let t0 = Instant::now();
-                        let result = client.send(method.clone(), &path).await;
+                        let result = client.send(&call).await;
                         let micros = t0.elapsed().as_micros() as u64;
                         let done_ms = started.elapsed().as_millis() as u64;
-                        out.push(match result {
-                            Ok(status) => {
-                                Sample { done_ms, micros, ok: (200..300).contains(&status), failed: status >= 500 }
+                        out.push(match &result {
+                            Ok((status, _)) => {
+                                Sample { done_ms, micros, ok: (200..300).contains(status), failed: *status >= 500 }
                             }
                             Err(_) => Sample { done_ms, micros, ok: false, failed: true },
                         });
@@ -214,12 +500,12 @@ fn run(o: &Options, workload: &str, concurrency: usize, seconds: u64) -> (Vec<Sa
     })
 }
 
-fn measure(o: &Options, workload: &str, concurrency: usize) {
-    run(o, workload, concurrency, 3);
+fn measure(o: &Options, workload: &str, draw: &Draw, concurrency: usize) {
+    run(o, draw, concurrency, 3);
     if workload == "checkout" && o.init {
         init(o, true);
     }
-    let (samples, elapsed) = run(o, workload, concurrency, o.seconds);
+    let (samples, elapsed) = run(o, draw, concurrency, o.seconds);
     let mut micros: Vec<u64> = samples.iter().map(|s| s.micros).collect();
     micros.sort_unstable();
     let pct = |p: f64| {
@@ -230,7 +516,7 @@ fn measure(o: &Options, workload: &str, concurrency: usize) {
     let ok = samples.iter().filter(|s| s.ok).count();
     let failed = samples.iter().filter(|s| s.failed).count();
     println!(
-        "{workload:>8} c={concurrency:<4} {:>8.0} req/s  success {:>5.1}%  5xx/errors {failed:<5} p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>7.1} ms  ({} requests in {elapsed:.1} s)",
+        "{workload:>12} c={concurrency:<4} {:>8.0} req/s  success {:>5.1}%  5xx/errors {failed:<5} p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>7.1} ms  ({} requests in {elapsed:.1} s)",
         samples.len() as f64 / elapsed,
         100.0 * ok as f64 / samples.len().max(1) as f64,
         pct(0.50),
@@ -253,17 +539,17 @@ fn measure(o: &Options, workload: &str, concurrency: usize) {
 
 fn main() {
     let o = options();
-    if o.init {
+    let workloads: Vec<&str> = match o.workload.as_str() {
+        "all" => vec!["checkout", "find"],
+        w => vec![w],
+    };
+    if o.init && workloads.iter().any(|w| *w == "checkout" || *w == "find") {
         init(&o, false);
     }
-    let workloads: &[&str] = match o.workload.as_str() {
-        "checkout" => &["checkout"],
-        "find" => &["find"],
-        _ => &["checkout", "find"],
-    };
     for w in workloads {
+        let draw = prepare(&o, w);
         for &c in &o.concurrency {
-            measure(&o, w, c);
+            measure(&o, w, &draw, c);
         }
     }
 }
