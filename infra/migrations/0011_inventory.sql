@@ -19,9 +19,10 @@ ALTER TABLE stock.items
     ADD COLUMN IF NOT EXISTS search      tsvector
         GENERATED ALWAYS AS (to_tsvector('english', title || ' ' || description || ' ' || category)) STORED;
 
-CREATE UNIQUE INDEX IF NOT EXISTS items_listed_seq ON stock.items (listed_seq);
-CREATE INDEX IF NOT EXISTS items_owner ON stock.items (owner_id, listed_seq) WHERE owner_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS items_category ON stock.items (category, listed_seq) WHERE category <> '';
-CREATE INDEX IF NOT EXISTS items_search ON stock.items USING gin (search);
+-- The list shows listed items only: an owner and a title (the WDM items have neither).
+CREATE UNIQUE INDEX IF NOT EXISTS items_listed ON stock.items (listed_seq) WHERE owner_id IS NOT NULL AND title <> '';
+CREATE INDEX IF NOT EXISTS items_owner ON stock.items (owner_id, listed_seq) WHERE owner_id IS NOT NULL AND title <> '';
+CREATE INDEX IF NOT EXISTS items_category ON stock.items (category, listed_seq) WHERE owner_id IS NOT NULL AND title <> '';
+CREATE INDEX IF NOT EXISTS items_search ON stock.items USING gin (search) WHERE owner_id IS NOT NULL AND title <> '';
 
 RESET ROLE;

@@ -18,6 +18,21 @@
 //! * `detail:{item}` — `"{epoch}:{json}"`, the item's page ([`crate::listing::ItemDetail`],
 //!   stock included), kept by the same protocol as `item:{item}`: looked up and offered the same
 //!   way (its kind given), dropped by every writer with it, retired by every batch with it.
+//! * `list:{digest}` — `"{generation}:{json}"`, one page of the inventory's list (its filters,
+//!   cursor and size digested), expires after [`LIST_ENTRY_TTL_SECONDS`].
+//! * `list-generation` — bumped by every listing change as it begins and as it ends; a page of
+//!   another generation is not an entry.
+//! * `list-busy` — how many listing changes are running (expires after [`BUSY_MS`]).
+//!
+//! The list's pages follow the same protocol with one global stamp instead of one per item (a
+//! page may hold any listed item): [`LIST_BEGIN`] before a listing change's statement (counts it
+//! in, a new generation), [`LIST_END`] after it (counts it out, a new generation again);
+//! [`LIST_LOOKUP`] answers a hit only of the current generation and bypasses while a change
+//! runs; [`LIST_OFFER`] stores a page read from Postgres only if the generation is still the one
+//! its lookup saw and no change runs. A page holds listing fields only (no stock), so only
+//! listing changes (`POST /stock/items`, `PATCH` and `DELETE /stock/items/{id}`) are its
+//! writers: stock changes and batches never touch a listed page (batches write the unlisted WDM
+//! items "0".."n-1").
 //!
 //! Every key either expires or is one of its kind (`clock`, `epoch`): a writer or reader of an
 //! item that does not exist leaves nothing that lasts.
@@ -73,6 +88,44 @@ pub const MAX_OFFER_DELAY_MS: u64 = 10_000;
 const _: () = assert!(STAMP_MS > FREEZE_MS && STAMP_MS > MAX_OFFER_DELAY_MS, "a stamp must outlive every check of it");
 /// How many ids one [`POPULATE`] call stores (each call holds Redis for its length).
 pub const POPULATE_CHUNK: i64 = 10_000;
+
+/// How long a page of the list lives.
+pub const LIST_ENTRY_TTL_SECONDS: u64 = 60;
+
+/// What the view holds of a page of the list. ARGV: the page's key. Reply: [`ListLookup`].
+pub const LIST_LOOKUP: Script = Script::new(include_str!("find_view/list_lookup.lua"));
+/// Stores a page read from Postgres after a [`ListLookup::Miss`]. Arguments: [`list_offer_argv`].
+pub const LIST_OFFER: Script = Script::new(include_str!("find_view/list_offer.lua"));
+/// Counts a listing change in. ARGV: [`BUSY_MS`].
+pub const LIST_BEGIN: Script = Script::new(include_str!("find_view/list_begin.lua"));
+/// Counts a listing change out. No arguments.
+pub const LIST_END: Script = Script::new(include_str!("find_view/list_end.lua"));
+
+/// The arguments of [`LIST_OFFER`].
+pub fn list_offer_argv(key: &str, generation: &str, json: String) -> Vec<String> {
+    vec![key.to_string(), generation.to_string(), json, LIST_ENTRY_TTL_SECONDS.to_string()]
+}
+
+/// What [`LIST_LOOKUP`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListLookup {
+    Hit(String),
+    Miss { generation: String },
+    Bypass,
+}
+
+impl ListLookup {
+    pub fn parse(reply: &str) -> Option<Self> {
+        if reply == "B" {
+            return Some(Self::Bypass);
+        }
+        if let Some(json) = reply.strip_prefix('H') {
+            return Some(Self::Hit(json.to_string()));
+        }
+        let generation = reply.strip_prefix('M')?;
+        is_counter(generation).then(|| Self::Miss { generation: generation.to_string() })
+    }
+}
 
 /// What the view says of an item, for `find`. ARGV: item id. Reply: [`Lookup`].
 pub const LOOKUP: Script = Script::new(include_str!("find_view/lookup.lua"));

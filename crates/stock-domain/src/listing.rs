@@ -30,6 +30,37 @@ pub struct ItemDetail {
     pub updated_at: String,
 }
 
+/// An item as the list shows it: its listing, without its stock (a page of the list changes
+/// only when a listing does; the item's own page has its stock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub item_id: String,
+    pub owner_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub daily_price: i64,
+    pub price: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<ItemDetail> for ListEntry {
+    fn from(d: ItemDetail) -> ListEntry {
+        ListEntry {
+            item_id: d.item_id,
+            owner_id: d.owner_id,
+            title: d.title,
+            description: d.description,
+            category: d.category,
+            daily_price: d.daily_price,
+            price: d.price,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
 /// `POST /stock/items` `{"title", "description"?, "category"?, "daily_price", "price"?, "stock"?}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +239,23 @@ impl ListQuery {
     }
 }
 
+impl ListQuery {
+    /// The key of this page in the view: a digest of everything that selects it.
+    pub fn view_key(&self) -> String {
+        let text = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            self.owner.as_deref().unwrap_or(""),
+            self.category.as_deref().unwrap_or(""),
+            self.text.as_deref().unwrap_or(""),
+            self.after.unwrap_or(0),
+            self.limit
+        );
+        let mut digest = market_core::sha256::Sha256::new();
+        digest.update(text.as_bytes());
+        market_core::sha256::hex(&digest.finish())
+    }
+}
+
 /// The cursor a page hands out: opaque to clients (`i` and the last item's listing position).
 pub fn encode_cursor(listed_seq: i64) -> String {
     format!("i{listed_seq}")
@@ -301,5 +349,15 @@ mod tests {
             assert_eq!(ListQuery::parse(Some(bad)).map_err(|e| e.status()), Err(400), "{bad}");
         }
         assert_eq!(encode_cursor(42), "i42");
+        let key = |q: &str| ListQuery::parse(Some(q)).unwrap().view_key();
+        assert_eq!(key("q=a&limit=5"), key("limit=5&q=a"));
+        assert_ne!(key("q=a"), key("category=a"));
+        assert_ne!(key("q=a"), key("q=a&cursor=i3"));
+        assert_eq!(
+            crate::sql::list_items(true, false, true).split(" FROM stock.items ").nth(1),
+            Some(
+                "WHERE owner_id IS NOT NULL AND title <> '' AND listed_seq < $1 AND owner_id = $3 AND search @@ websearch_to_tsquery('english', $4) ORDER BY listed_seq DESC LIMIT $2"
+            )
+        );
     }
 }

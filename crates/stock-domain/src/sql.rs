@@ -19,16 +19,29 @@ macro_rules! detail_columns {
 /// `$1` item id → its page's columns.
 pub const ITEM_DETAIL: &str = concat!("SELECT ", detail_columns!(), " FROM stock.items WHERE item_id = $1");
 
-/// `$1` owner, `$2` category, `$3` search text (each `''`: any), `$4` the listing position to
-/// start below, `$5` how many → pages' columns, newest first. An unnamed statement is planned
-/// with its parameters, so the filters left out cost nothing.
-pub const LIST_ITEMS: &str = concat!(
-    "SELECT ",
-    detail_columns!(),
-    " FROM stock.items WHERE ($1 = '' OR owner_id = $1) AND ($2 = '' OR category = $2) \
-     AND ($3 = '' OR search @@ websearch_to_tsquery('english', $3)) AND listed_seq < $4 \
-     ORDER BY listed_seq DESC LIMIT $5"
-);
+/// The list's statement for the filters given: `$1` the listing position to start below, `$2`
+/// how many, then the owner, the category and the search text, each if given, in that order →
+/// listed items (an owner and a title: the WDM items are not listed), newest first, with
+/// [`ITEM_DETAIL`]'s columns.
+pub fn list_items(owner: bool, category: bool, text: bool) -> String {
+    let mut conditions = vec!["owner_id IS NOT NULL".to_string(), "title <> ''".into(), "listed_seq < $1".into()];
+    let mut next = 3;
+    for (given, before, after) in [
+        (owner, "owner_id = $", ""),
+        (category, "category = $", ""),
+        (text, "search @@ websearch_to_tsquery('english', $", ")"),
+    ] {
+        if given {
+            conditions.push(format!("{before}{next}{after}"));
+            next += 1;
+        }
+    }
+    format!(
+        "SELECT {} FROM stock.items WHERE {} ORDER BY listed_seq DESC LIMIT $2",
+        detail_columns!(),
+        conditions.join(" AND ")
+    )
+}
 
 /// `$1` owner, `$2` title, `$3` description, `$4` category, `$5` daily price, `$6` price, `$7`
 /// stock → the new item's page.

@@ -9,9 +9,9 @@ use spin_kit::redis_store::{reply_text, script_idempotent, script_once};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use stock_domain::find_view::{
-    BEGIN, DetailLookup, END, FREEZE, FREEZE_MS, Freeze, LOOKUP, Lookup, MAX_OFFER_DELAY_MS, MAX_WRITE_DELAY_MS, OFFER,
-    POPULATE, THAW, begin_argv, detail_lookup_argv, detail_offer_argv, end_argv, offer_argv, populate_argv,
-    populate_chunks,
+    BEGIN, BUSY_MS, DetailLookup, END, FREEZE, FREEZE_MS, Freeze, LIST_BEGIN, LIST_END, LIST_LOOKUP, LIST_OFFER,
+    LOOKUP, ListLookup, Lookup, MAX_OFFER_DELAY_MS, MAX_WRITE_DELAY_MS, OFFER, POPULATE, THAW, begin_argv,
+    detail_lookup_argv, detail_offer_argv, end_argv, list_offer_argv, offer_argv, populate_argv, populate_chunks,
 };
 
 async fn eval_text(script: &Script, argv: &[String], retry: bool) -> Result<Option<String>, ApiError> {
@@ -125,4 +125,45 @@ pub async fn offer_detail(looked_up: Instant, item_id: &str, epoch: &str, stamp:
             &[("item_id", item_id)],
         );
     }
+}
+
+/// What the view holds of the list's page `key`; a bypass when Redis cannot be asked.
+pub async fn lookup_list(key: &str) -> ListLookup {
+    match eval_text(&LIST_LOOKUP, &[key.to_string()], true).await {
+        Ok(Some(reply)) => ListLookup::parse(&reply).unwrap_or(ListLookup::Bypass),
+        Ok(None) => ListLookup::Bypass,
+        Err(e) => {
+            spin_kit::log::warn(format_args!("stock view list lookup skipped: {e}"));
+            ListLookup::Bypass
+        }
+    }
+}
+
+/// Offers a page of the list read from Postgres after a [`ListLookup::Miss`] (best effort).
+pub async fn offer_list(looked_up: Instant, key: &str, generation: &str, json: String) {
+    if looked_up.elapsed() > Duration::from_millis(MAX_OFFER_DELAY_MS) {
+        return;
+    }
+    if let Err(e) = eval_text(&LIST_OFFER, &list_offer_argv(key, generation, json), true).await {
+        spin_kit::log::warn(format_args!("stock view list offer skipped: {e}"));
+    }
+}
+
+/// Runs `write` (a listing change: list, change or take down an item) inside the list's writer
+/// protocol: counted in before (503 if that cannot be done: nothing is written); counted out
+/// after, whatever its outcome, in the background.
+pub async fn listing_change<T>(write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    let started = Instant::now();
+    eval_text(&LIST_BEGIN, &[BUSY_MS.to_string()], false).await?;
+    let result = if started.elapsed() <= Duration::from_millis(MAX_WRITE_DELAY_MS) {
+        write.await
+    } else {
+        Err(ApiError::Unavailable("the listing change could not start in time; try again".into()))
+    };
+    spin_sdk::wit_bindgen::spawn(spin_kit::request_context::bind(async move {
+        if let Err(e) = eval_text(&LIST_END, &[], false).await {
+            spin_kit::log::warn(format_args!("stock view: a listing change left counted in (the count expires): {e}"));
+        }
+    }));
+    result
 }

@@ -1,7 +1,8 @@
 //! The inventory's endpoints: the public list and item pages, and the owners' writes (list an
-//! item, change its listing, take it down). Pages are served through the view
+//! item, change its listing, take it down). Both are served through the view
 //! ([`crate::find_view`]: never stale after a write, every write going through its writer
-//! protocol); the list is read from Postgres (full-text search, keyset pages).
+//! protocols) and read from Postgres when the view does not have them (full-text search, keyset
+//! pages).
 
 use crate::find_view;
 use crate::unknown_item;
@@ -10,24 +11,25 @@ use spin_kit::auth::{self, Claims};
 use spin_kit::pg_store::query;
 use spin_kit::{Reply, Request, body, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
-use stock_domain::find_view::DetailLookup;
-use stock_domain::listing::{ItemDetail, ItemPatch, ListQuery, NewItem, PatchValue, encode_cursor};
+use stock_domain::find_view::{DetailLookup, ListLookup};
+use stock_domain::listing::{ItemDetail, ItemPatch, ListEntry, ListQuery, NewItem, PatchValue, encode_cursor};
 use stock_domain::sql;
 
 /// `GET /stock/items?owner=&category=&q=&limit=&cursor=` → `{"items": [...], "next_cursor"}`:
-/// newest first; `next_cursor` (`null` on the last page) gives the next page, which items listed
-/// meanwhile do not shift.
+/// listed items (listing fields, no stock), newest first; `next_cursor` (`null` on the last
+/// page) gives the next page, which items listed meanwhile do not shift.
 pub async fn list(req: Request) -> Result<Reply, ApiError> {
     let list = ListQuery::parse(req.uri().query())?;
-    let text = |v: &Option<String>| ParameterValue::Str(v.clone().unwrap_or_default());
-    let params = [
-        text(&list.owner),
-        text(&list.category),
-        text(&list.text),
-        ParameterValue::Int64(list.after.unwrap_or(i64::MAX)),
-        ParameterValue::Int64(list.limit + 1),
-    ];
-    let rows = query(sql::LIST_ITEMS, params).await?;
+    let key = list.view_key();
+    let looked_up = std::time::Instant::now();
+    let seen = find_view::lookup_list(&key).await;
+    if let ListLookup::Hit(json) = seen {
+        return Ok(respond::raw_json(200, json));
+    }
+    let mut params = vec![ParameterValue::Int64(list.after.unwrap_or(i64::MAX)), ParameterValue::Int64(list.limit + 1)];
+    params.extend([&list.owner, &list.category, &list.text].into_iter().flatten().cloned().map(ParameterValue::Str));
+    let statement = sql::list_items(list.owner.is_some(), list.category.is_some(), list.text.is_some());
+    let rows = query(&statement, params).await?;
     let mut page = rows.iter().map(detail).collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if page.len() as i64 > list.limit {
         page.truncate(list.limit as usize);
@@ -35,8 +37,13 @@ pub async fn list(req: Request) -> Result<Reply, ApiError> {
     } else {
         None
     };
-    let items: Vec<ItemDetail> = page.into_iter().map(|(item, _)| item).collect();
-    Ok(respond::ok(&serde_json::json!({ "items": items, "next_cursor": next_cursor })))
+    let items: Vec<ListEntry> = page.into_iter().map(|(item, _)| item.into()).collect();
+    let json = serde_json::to_string(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
+        .map_err(|e| ApiError::Internal(format!("cannot encode a page: {e}")))?;
+    if let ListLookup::Miss { generation } = seen {
+        find_view::offer_list(looked_up, &key, &generation, json.clone()).await;
+    }
+    Ok(respond::raw_json(200, json))
 }
 
 /// `POST /stock/items` (token; the owner is the token's user) → `201` with the item's page.
@@ -52,7 +59,7 @@ pub async fn create(req: Request) -> Result<Reply, ApiError> {
         ParameterValue::Int64(new.price),
         ParameterValue::Int64(new.stock),
     ];
-    let rows = query(sql::LIST_NEW_ITEM, params).await?;
+    let rows = find_view::listing_change(query(sql::LIST_NEW_ITEM, params)).await?;
     let (item, _) = detail(rows.first().ok_or_else(|| ApiError::Internal("INSERT returned no row".into()))?)?;
     Ok(respond::json(201, &item))
 }
@@ -88,7 +95,8 @@ pub async fn change(req: Request) -> Result<Reply, ApiError> {
         PatchValue::Number(n) => ParameterValue::Int64(n),
     }));
     let statement = sql::patch_item(&columns);
-    let rows = find_view::writing(std::slice::from_ref(&item_id), query(&statement, params)).await?;
+    let write = find_view::writing(std::slice::from_ref(&item_id), query(&statement, params));
+    let rows = find_view::listing_change(write).await?;
     let (item, _) = detail(rows.first().ok_or_else(|| unknown_item(&item_id))?)?;
     Ok(respond::ok(&item))
 }
@@ -99,7 +107,8 @@ pub async fn remove(req: Request) -> Result<Reply, ApiError> {
     let claims = auth::authenticate(&req).await?;
     require_owner(&claims, &item_id).await?;
     let params = [ParameterValue::Str(item_id.clone())];
-    let rows = find_view::writing(std::slice::from_ref(&item_id), query(sql::DELETE_ITEM, params)).await?;
+    let write = find_view::writing(std::slice::from_ref(&item_id), query(sql::DELETE_ITEM, params));
+    let rows = find_view::listing_change(write).await?;
     if rows.is_empty() {
         return Err(unknown_item(&item_id));
     }

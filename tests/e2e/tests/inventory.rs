@@ -195,3 +195,34 @@ fn an_items_page_is_never_stale_after_a_patch_even_with_concurrent_writers_and_r
     assert_eq!(app().as_user(&owner, "POST", &format!("/stock/add/{item}/4")).status, 200);
     assert_eq!(page(&item).json()["stock"], 6);
 }
+
+#[test]
+fn a_list_page_is_never_stale_after_a_listing_change() {
+    let owner = app().new_session("relist");
+    let item = new_item(&owner, "Old title", "relist");
+    let mine = format!("/stock/items?owner={}", owner.user_id);
+    let titles = || -> Vec<String> {
+        let reply = app().get(&mine);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["title"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    for n in 0..10 {
+        // Read twice: the second is served from the view.
+        assert_eq!(titles(), titles());
+        let title = format!("Title {n}");
+        assert_eq!(patch(Some(&owner), &item, json!({ "title": title })).status, 200);
+        assert_eq!(titles()[0], title, "the list after a change shows it");
+    }
+    let second = new_item(&owner, "Listed later", "relist");
+    assert_eq!(ids(&app().get(&mine).json()["items"].as_array().expect("items").clone())[0], second);
+    let deleted = app().send("DELETE", &format!("/stock/items/{second}"), &[("authorization", &owner.bearer())], b"");
+    assert_eq!(deleted.status, 200);
+    assert_eq!(ids(&app().get(&mine).json()["items"].as_array().expect("items").clone()), vec![item]);
+    // The list shows listings, not stock: its entries have none.
+    assert!(app().get(&mine).json()["items"][0].get("stock").is_none());
+}

@@ -237,3 +237,36 @@ fn an_items_page_follows_the_same_protocol_as_its_find_entry() {
     thaw(&mut redis);
     assert!(matches!(detail_lookup(&mut redis, "b"), DetailLookup::Miss { epoch, .. } if epoch == batch.epoch));
 }
+
+fn list_lookup(redis: &mut TestRedis, key: &str) -> ListLookup {
+    let reply = run(redis, &LIST_LOOKUP, &[key.to_string()]);
+    ListLookup::parse(&reply).unwrap_or_else(|| panic!("unexpected LIST_LOOKUP reply {reply:?}"))
+}
+
+fn list_offer(redis: &mut TestRedis, key: &str, miss: &ListLookup, json: &str) -> bool {
+    let ListLookup::Miss { generation } = miss else { panic!("not a miss: {miss:?}") };
+    run(redis, &LIST_OFFER, &list_offer_argv(key, generation, json.to_string())) == "1"
+}
+
+#[test]
+fn a_list_page_read_before_a_listing_change_is_never_stored_after_it() {
+    let Some(mut redis) = TestRedis::claim() else { return };
+    let miss = list_lookup(&mut redis, "p1");
+    assert_eq!(miss, ListLookup::Miss { generation: "0".into() });
+    assert!(list_offer(&mut redis, "p1", &miss, "[1]"));
+    assert_eq!(list_lookup(&mut redis, "p1"), ListLookup::Hit("[1]".into()));
+    assert!((1..=LIST_ENTRY_TTL_SECONDS as i64 * 1000).contains(&redis.pttl("stock:view:list:p1")));
+
+    let stale = list_lookup(&mut redis, "p2");
+    run(&mut redis, &LIST_BEGIN, &[BUSY_MS.to_string()]);
+    assert_eq!(list_lookup(&mut redis, "p1"), ListLookup::Bypass, "a change runs");
+    assert!(!list_offer(&mut redis, "p2", &stale, "[old]"), "offered while it runs");
+    assert!((1..=BUSY_MS as i64).contains(&redis.pttl("stock:view:list-busy")));
+    run(&mut redis, &LIST_END, &[] as &[String]);
+    assert!(!redis.exists("stock:view:list-busy"));
+    assert!(!list_offer(&mut redis, "p2", &stale, "[old]"), "offered after the change");
+    assert!(matches!(list_lookup(&mut redis, "p1"), ListLookup::Miss { .. }), "every page retired");
+    let fresh = list_lookup(&mut redis, "p2");
+    assert!(list_offer(&mut redis, "p2", &fresh, "[new]"));
+    assert_eq!(list_lookup(&mut redis, "p2"), ListLookup::Hit("[new]".into()));
+}
