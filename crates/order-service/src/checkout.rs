@@ -46,7 +46,9 @@ pub async fn checkout(req: Request) -> Result<Reply, ApiError> {
 async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, ApiError> {
     let order_id = parse_id("order_id", route::param(&req, "order_id")?)?;
     spin_kit::request_context::add_field("order_id", order_id);
-    crate::orders::require_own_order(&req, order_id).await?;
+    // Where tokens are required, the saga starts only for the order's own user: BEGIN checks
+    // the plan copy's user (no extra call); Postgres decides when the copy says another.
+    let caller = spin_kit::auth::caller(&req).await?.map(|claims| claims.sub);
     let clock = WallClock;
     let started = clock.now_ms();
     let owner = unique_token("checkout");
@@ -55,7 +57,9 @@ async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, A
     let mut refreshed = false;
     loop {
         let ticket = Ticket::new();
-        let (plan, leading) = match saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, &ticket).await? {
+        let begun =
+            saga_store::begin(order_id, &owner, clock.now_ms(), drive_limit, &ticket, caller.as_deref()).await?;
+        let (plan, leading) = match begun {
             Begun::Join { record: Some(r), .. } if r.state != State::Running => return Ok(outcome_reply(&r)),
             Begun::Join { saga_id, .. } => {
                 spin_kit::request_context::add_field("saga_id", saga_id.as_str());
@@ -65,12 +69,23 @@ async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, A
                 spin_kit::request_context::add_field("saga_id", plan.saga_id.as_str());
                 (plan, leading)
             }
+            Begun::OtherUser if refreshed => {
+                return Err(ApiError::Forbidden("the token's user may not act for another user".into()));
+            }
+            Begun::OtherUser => {
+                // 403 if Postgres says so too; else the copy was old: begin again from the new one.
+                if let Some(paid) = refresh_copy(order_id, caller.as_deref()).await? {
+                    return Ok(paid);
+                }
+                refreshed = true;
+                continue;
+            }
             Begun::NoCopy if refreshed => {
                 return Err(ApiError::Unavailable(format!("the plan copy of order {order_id} cannot be stored")));
             }
             Begun::NoCopy => {
                 // Unknown order (404), or its copy was never written.
-                if let Some(paid) = refresh_copy(order_id).await? {
+                if let Some(paid) = refresh_copy(order_id, caller.as_deref()).await? {
                     return Ok(paid);
                 }
                 refreshed = true;
@@ -95,7 +110,7 @@ async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, A
                     if started_from_an_old_copy(&record) && !refreshed {
                         // The order has changed since its copy was written (or the copy was
                         // behind): check out what the order is now.
-                        if let Some(paid) = refresh_copy(order_id).await? {
+                        if let Some(paid) = refresh_copy(order_id, caller.as_deref()).await? {
                             return Ok(paid);
                         }
                         refreshed = true;
@@ -127,9 +142,13 @@ pub(crate) async fn drive_limit() -> Result<u32, ApiError> {
 }
 
 /// Reads the order from Postgres and refreshes its plan copy: the reply if it is already paid,
-/// `None` if a checkout should begin again; 404 for an unknown order.
-async fn refresh_copy(order_id: &str) -> Result<Option<Reply>, ApiError> {
+/// `None` if a checkout should begin again; 404 for an unknown order, 403 for another user's
+/// (where tokens are required: `caller`).
+async fn refresh_copy(order_id: &str, caller: Option<&str>) -> Result<Option<Reply>, ApiError> {
     let stored = plan_copy::refresh(order_id).await?;
+    if caller.is_some_and(|caller| caller != stored.order.user_id) {
+        return Err(ApiError::Forbidden("the token's user may not act for another user".into()));
+    }
     Ok(stored.order.paid.then(|| {
         let mut reply = paid_reply(order_id, None);
         let mut paid = Tally::new();

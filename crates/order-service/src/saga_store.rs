@@ -46,16 +46,18 @@ fn int_reply(reply: &[RedisResult]) -> i64 {
 }
 
 /// Starts (or finds) the order's saga in one atomic step, from the order's plan copy; a saga it
-/// starts (with `drive_limit`) is queued for the shared batches with `ticket`.
+/// starts (with `drive_limit`) is queued for the shared batches with `ticket`. With a `caller`,
+/// nothing is done for an order whose copy is another user's ([`Begun::OtherUser`]).
 pub async fn begin(
     order_id: &str,
     owner: &str,
     now_ms: u64,
     drive_limit: u32,
     ticket: &Ticket,
+    caller: Option<&str>,
 ) -> Result<Begun, ApiError> {
-    let args =
-        BeginArgs { order_id, owner, now_ms, lease_ms: LEASE_MS, drive_limit, queue: Some(ticket.queue_ticket()) };
+    let queue = Some(ticket.queue_ticket());
+    let args = BeginArgs { order_id, owner, now_ms, lease_ms: LEASE_MS, drive_limit, queue, caller };
     // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
     let reply = script_once(&BEGIN, args.argv()).await?;
     let parts = reply_texts(&reply);

@@ -21,12 +21,21 @@ use market_core::{ApiError, parse_switch};
 use spin_sdk::http::Request;
 use spin_sdk::redis::RedisResult;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 thread_local! {
     /// The verifier built from `auth_public_key`, kept per instance.
     static VERIFIER: RefCell<Option<Rc<Verifier>>> = const { RefCell::new(None) };
+    /// Tokens whose signature this instance has checked, with their claims: an Ed25519
+    /// verification costs more than a small request's whole work in a component, and a client
+    /// sends its token again and again. A cache only: expiry and revocation are checked on every
+    /// request, and an instance that has not seen a token checks its signature.
+    static VERIFIED: RefCell<HashMap<String, Claims>> = RefCell::new(HashMap::new());
 }
+
+/// Most tokens an instance remembers as verified (emptied when full).
+const VERIFIED_MAX: usize = 4096;
 
 /// Whether tokens are required (the variable `auth_required`).
 pub async fn required() -> Result<bool, ApiError> {
@@ -76,10 +85,23 @@ pub async fn authenticate(req: &Request) -> Result<Claims, ApiError> {
 
 /// The claims of `token` (signature, issuer and expiry checked; revocation not).
 pub async fn verify(token: &str) -> Result<Claims, ApiError> {
-    verifier().await?.verify(token, now_seconds()).map_err(|e| match e {
-        TokenError::Expired => ApiError::Unauthorized("the token has expired".into()),
+    let now = now_seconds();
+    let expired = || ApiError::Unauthorized("the token has expired".into());
+    if let Some(claims) = VERIFIED.with(|v| v.borrow().get(token).cloned()) {
+        return if now >= claims.exp { Err(expired()) } else { Ok(claims) };
+    }
+    let claims = verifier().await?.verify(token, now).map_err(|e| match e {
+        TokenError::Expired => expired(),
         TokenError::Invalid(_) => ApiError::Unauthorized("the token is not valid".into()),
-    })
+    })?;
+    VERIFIED.with(|v| {
+        let mut verified = v.borrow_mut();
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), claims.clone());
+    });
+    Ok(claims)
 }
 
 /// Whether the token with id `jti` is on the revocation list (one Redis read).

@@ -2,17 +2,24 @@
 -- the saga that runs or paid it; a saga it starts is also queued for the shared batches.
 -- ARGV: order id, a running record's JSON without its plan (`Record::running_tail_json`), now ms,
 --       lease ms, owner token, ticket token ('' = do not queue), mailbox, leader lock ms, the
---       failed record's state field (`state_field`). Built by `BeginArgs`.
+--       failed record's state field (`state_field`), the caller's user id ('' = anyone: tokens
+--       not required). Built by `BeginArgs`.
 -- Reply: {'drive', saga id, plan JSON, leading} when this call started the saga (the caller owns
 --        its lease; leading '1' if it took the free leader lock, else '0'), {'join', saga id,
 --        record JSON} when a saga of this generation runs or paid it, {'nocopy'} when the order
---        has no plan copy. Read by `Begun::decode`.
+--        has no plan copy, {'other_user', user id} when the copy's user is not the caller
+--        (nothing done: the caller checks Postgres, the truth, before refusing). Read by
+--        `Begun::decode`.
 local order_id, tail, now, lease_ms, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local ticket, mailbox, leader_ms, failed = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local ticket, mailbox, leader_ms, failed, caller = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10] or ''
 
 local copy = redis.call('HMGET', 'orders:plan:' .. order_id, 'g', 'p')
 if not copy[1] then return {'nocopy'} end
 local generation, plan = copy[1], copy[2]
+if caller ~= '' then
+  local user = cjson.decode(plan).user_id
+  if user ~= caller then return {'other_user', tostring(user)} end
+end
 local order = order_id .. '.' .. generation
 local pointer = 'orders:checkout:' .. order_id .. ':' .. generation
 local attempt = tonumber(redis.call('GET', pointer) or '-1')

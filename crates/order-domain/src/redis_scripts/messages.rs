@@ -37,6 +37,9 @@ pub struct BeginArgs<'a> {
     pub lease_ms: u64,
     /// The drive limit of a saga this starts.
     pub drive_limit: u32,
+    /// The user the checkout acts for (where tokens are required): `BEGIN` does nothing for an
+    /// order whose plan copy is another user's. `None`: anyone.
+    pub caller: Option<&'a str>,
     /// Queue a saga this starts for the shared batches, with this ticket (`None`: do not).
     pub queue: Option<QueueTicket<'a>>,
 }
@@ -52,7 +55,8 @@ pub struct QueueTicket<'a> {
 
 impl BeginArgs<'_> {
     /// ARGV: order id, a running record's JSON without its plan, now ms, lease ms, owner token,
-    /// ticket token (`""`: do not queue), mailbox, leader lock ms, the failed state's field.
+    /// ticket token (`""`: do not queue), mailbox, leader lock ms, the failed state's field, the
+    /// caller (`""`: anyone).
     pub fn argv(&self) -> Vec<String> {
         let (token, mailbox, leader_ms) = match self.queue {
             Some(q) => (q.token, q.mailbox, q.leader_ms),
@@ -68,6 +72,7 @@ impl BeginArgs<'_> {
             mailbox.to_string(),
             leader_ms.to_string(),
             state_field(State::Failed),
+            self.caller.unwrap_or("").to_string(),
         ]
     }
 }
@@ -82,6 +87,9 @@ pub enum Begun {
     Join { saga_id: String, record: Option<Record> },
     /// The order has no plan copy (unknown order, or a copy not written): read Postgres.
     NoCopy,
+    /// The plan copy is another user's than [`BeginArgs::caller`]: nothing was done (the copy
+    /// may be old: Postgres decides).
+    OtherUser,
 }
 
 impl Begun {
@@ -90,6 +98,7 @@ impl Begun {
     pub fn decode(reply: &[String]) -> Option<Begun> {
         match (reply.first().map(String::as_str), reply.get(1), reply.get(2)) {
             (Some("nocopy"), _, _) => Some(Begun::NoCopy),
+            (Some("other_user"), _, _) => Some(Begun::OtherUser),
             (Some("drive"), Some(saga_id), Some(copy)) => Some(Begun::Drive {
                 plan: Plan::from_copy(saga_id, copy)?,
                 leading: reply.get(3).is_some_and(|l| l == "1"),

@@ -48,7 +48,7 @@ fn begin(redis: &mut TestRedis, args: &BeginArgs) -> Begun {
 }
 
 fn args<'a>(order_id: &'a str, owner: &'a str, now_ms: u64) -> BeginArgs<'a> {
-    BeginArgs { order_id, owner, now_ms, lease_ms: LEASE_MS, drive_limit: 100, queue: None }
+    BeginArgs { order_id, owner, now_ms, lease_ms: LEASE_MS, drive_limit: 100, queue: None, caller: None }
 }
 
 /// Starts a saga of a new order (its plan copy written first) for `owner`; its plan.
@@ -449,4 +449,16 @@ fn messages_that_are_not_messages_do_not_decode() {
     assert_eq!(QueueEntry::decode("fwd-1\nbox-2"), None);
     assert_eq!(Begun::decode(&strings(["drive", "o.0.0"])), None);
     assert_eq!(Begun::decode(&strings(["what"])), None);
+}
+
+#[test]
+fn begin_does_nothing_for_a_caller_whose_order_it_is_not() {
+    let Some(mut redis) = TestRedis::claim() else { return };
+    let plan = copy("o-9", 0, 1);
+    put(&mut redis, &[&plan]);
+    let stranger = BeginArgs { caller: Some("someone-else"), ..args("o-9", "checkout-a", 1_000) };
+    assert_eq!(begin(&mut redis, &stranger), Begun::OtherUser);
+    assert!(redis.keys("orders:saga:*").is_empty() && redis.keys("orders:checkout:*").is_empty(), "nothing started");
+    let owner = BeginArgs { caller: Some(plan.user_id.as_str()), ..args("o-9", "checkout-a", 1_000) };
+    assert!(matches!(begin(&mut redis, &owner), Begun::Drive { .. }));
 }
