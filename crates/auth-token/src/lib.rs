@@ -138,9 +138,64 @@ impl Verifier {
 
 /// The Redis key (database of the variable `auth_revocations_address`) under which the accounts
 /// service lists a revoked token's id until the token would have expired. The accounts service
-/// writes it (logout); every component that checks tokens reads it, and nothing else.
+/// writes it (logout); every component that checks tokens reads it ([`TOKEN_CHECK`]).
 pub fn revocation_key(jti: &str) -> String {
     format!("accounts:revoked:{jti}")
+}
+
+/// The digest [`issued_key`] names a token by: SHA-256 of the whole token (header, claims and
+/// signature), in hex.
+pub fn token_digest(token: &str) -> String {
+    let mut digest = market_core::sha256::Sha256::new();
+    digest.update(token.as_bytes());
+    market_core::sha256::hex(&digest.finish())
+}
+
+/// The Redis key under which the login component lists a token it issued, until the token
+/// expires: a component that finds it there has the accounts service's word that exactly this
+/// token (its digest covers the signature) is ours, and reads its claims without checking the
+/// signature again ([`claims_of_issued`]). Only the login component writes it.
+pub fn issued_key(token: &str) -> String {
+    format!("accounts:issued:{}", token_digest(token))
+}
+
+/// What the accounts service's lists say of a token, in one call per request: ARGV its `jti`
+/// and [`token_digest`]; reply `revoked`, `issued` or `unknown` ([`ListedAs`]).
+pub const TOKEN_CHECK: market_core::Script = market_core::Script::new(include_str!("redis_scripts/token_check.lua"));
+
+/// [`TOKEN_CHECK`]'s reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedAs {
+    Revoked,
+    Issued,
+    Unknown,
+}
+
+impl ListedAs {
+    pub fn parse(reply: &str) -> ListedAs {
+        match reply {
+            "revoked" => ListedAs::Revoked,
+            "issued" => ListedAs::Issued,
+            _ => ListedAs::Unknown,
+        }
+    }
+}
+
+/// The claims a token carries, read without checking its signature: for a token the login
+/// component listed as issued ([`issued_key`]), and to find the `jti` to look up. Our issuer and
+/// expiry at `now` are checked.
+pub fn claims_of_issued(token: &str, now: u64) -> Result<Claims, TokenError> {
+    let invalid = |why: &str| TokenError::Invalid(why.to_string());
+    let payload = token.split('.').nth(1).ok_or_else(|| invalid("not a JWT"))?;
+    let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid("claims are not base64url"))?;
+    let claims: Claims = serde_json::from_slice(&json).map_err(|_| invalid("claims are not ours"))?;
+    if claims.iss != ISSUER {
+        return Err(invalid("another issuer"));
+    }
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
 }
 
 /// `bytes` as a key is configured: URL-safe base64 without padding.
@@ -179,6 +234,20 @@ mod tests {
 
     fn b64(bytes: &[u8]) -> String {
         key_text(bytes)
+    }
+
+    #[test]
+    fn an_issued_tokens_claims_are_read_and_its_digest_covers_the_signature() {
+        let (issuer, _) = pair(1);
+        let token = issuer.issue(&claims()).expect("token");
+        assert_eq!(claims_of_issued(&token, NOW), Ok(claims()));
+        assert_eq!(claims_of_issued(&token, NOW + 3600), Err(TokenError::Expired));
+        assert!(matches!(claims_of_issued("garbage", NOW), Err(TokenError::Invalid(_))));
+        let (other, _) = pair(2);
+        let forged = other.issue(&claims()).expect("token");
+        assert_ne!(issued_key(&token), issued_key(&forged), "same claims, another signature");
+        assert_eq!(issued_key(&token).len(), "accounts:issued:".len() + 64);
+        assert_eq!(ListedAs::parse("issued"), ListedAs::Issued);
     }
 
     #[test]

@@ -2,24 +2,26 @@
 //! user runs.
 //!
 //! A request carries its access token as `Authorization: Bearer <jwt>` (issued by
-//! `POST /accounts/login`). A token counts when it verifies with the public key (the variable
-//! `auth_public_key`; no component but the login holds the private one), has not expired, and
-//! is not on the accounts service's revocation list (the variable `auth_revocations_address`:
-//! one Redis read, `EXISTS`, per request that needs the caller). Refusals: no token, a token that
-//! is not ours, expired or revoked → 401; a caller acting for someone else or without the role →
-//! 403.
+//! `POST /accounts/login`). A token counts when it has not expired, is not on the accounts
+//! service's revocation list, and either is on its list of issued tokens or verifies with the
+//! public key (the variable `auth_public_key`; no component but the login holds the private one).
+//! Both lists are read in one Redis call per request that needs the caller
+//! (`auth_token::TOKEN_CHECK`, on the Redis of `auth_revocations_address`); a token the login
+//! listed needs no signature check (an Ed25519 verification costs more than a small request's
+//! whole work in a component), and one it did not (Redis lost it) is verified, each instance
+//! remembering the tokens it verified. Refusals: no token, a token that is not ours, expired or
+//! revoked → 401; a caller acting for someone else or without the role → 403.
 //!
 //! The variable `auth_required` (`"true"` by default) switches the rules of who may do what:
 //! off, every route behaves as the WDM benchmark expects (no token needed or read). The routes
 //! that are about the caller itself (`/accounts/me`, `/accounts/logout`) always need a token.
 
-use crate::redis_store::{args, on_auth_redis};
+use crate::redis_store::{args, auth_script, on_auth_redis, reply_text};
 use crate::vars;
 pub use auth_token::Claims;
-use auth_token::{TokenError, Verifier};
+use auth_token::{ListedAs, TOKEN_CHECK, TokenError, Verifier};
 use market_core::{ApiError, parse_switch};
 use spin_sdk::http::Request;
-use spin_sdk::redis::RedisResult;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -75,25 +77,35 @@ pub fn require_same_user(claims: &Claims, user_id: &str) -> Result<(), ApiError>
 /// The claims of the request's bearer token, whether or not tokens are required: 401 without
 /// one, or with one that does not count.
 pub async fn authenticate(req: &Request) -> Result<Claims, ApiError> {
-    let token = bearer_token(req.headers())?;
-    let claims = verify(token).await?;
-    if revoked(&claims.jti).await? {
-        return Err(ApiError::Unauthorized("the token was revoked (logged out)".into()));
-    }
-    Ok(claims)
+    claims_of(bearer_token(req.headers())?).await
 }
 
-/// The claims of `token` (signature, issuer and expiry checked; revocation not).
-pub async fn verify(token: &str) -> Result<Claims, ApiError> {
-    let now = now_seconds();
-    let expired = || ApiError::Unauthorized("the token has expired".into());
-    if let Some(claims) = VERIFIED.with(|v| v.borrow().get(token).cloned()) {
-        return if now >= claims.exp { Err(expired()) } else { Ok(claims) };
+/// The claims of `token` if it counts (see the module), else 401.
+pub async fn claims_of(token: &str) -> Result<Claims, ApiError> {
+    // What the token says, unverified: its id, to look it up.
+    let said = auth_token::claims_of_issued(token, now_seconds()).map_err(refusal)?;
+    let reply = auth_script(&TOKEN_CHECK, [said.jti.clone(), auth_token::token_digest(token)]).await?;
+    match ListedAs::parse(&reply_text(&reply).unwrap_or_default()) {
+        ListedAs::Revoked => Err(ApiError::Unauthorized("the token was revoked (logged out)".into())),
+        ListedAs::Issued => Ok(said),
+        ListedAs::Unknown => verify(token).await,
     }
-    let claims = verifier().await?.verify(token, now).map_err(|e| match e {
-        TokenError::Expired => expired(),
+}
+
+fn refusal(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Expired => ApiError::Unauthorized("the token has expired".into()),
         TokenError::Invalid(_) => ApiError::Unauthorized("the token is not valid".into()),
-    })?;
+    }
+}
+
+/// The claims of `token` by its signature (issuer and expiry checked too; the lists not).
+async fn verify(token: &str) -> Result<Claims, ApiError> {
+    let now = now_seconds();
+    if let Some(claims) = VERIFIED.with(|v| v.borrow().get(token).cloned()) {
+        return if now >= claims.exp { Err(refusal(TokenError::Expired)) } else { Ok(claims) };
+    }
+    let claims = verifier().await?.verify(token, now).map_err(refusal)?;
     VERIFIED.with(|v| {
         let mut verified = v.borrow_mut();
         if verified.len() >= VERIFIED_MAX {
@@ -104,11 +116,14 @@ pub async fn verify(token: &str) -> Result<Claims, ApiError> {
     Ok(claims)
 }
 
-/// Whether the token with id `jti` is on the revocation list (one Redis read).
-pub async fn revoked(jti: &str) -> Result<bool, ApiError> {
-    let key = auth_token::revocation_key(jti);
-    let reply = on_auth_redis(|conn| async move { conn.execute("EXISTS", args([key])).await }).await?;
-    Ok(matches!(reply.first(), Some(RedisResult::Int64(n)) if *n > 0))
+/// Lists `token` (just issued, with `claims`) as issued until it expires (the accounts service's
+/// login; the list is its to write).
+pub async fn list_issued(token: &str, claims: &Claims) -> Result<(), ApiError> {
+    let key = auth_token::issued_key(token);
+    let until = claims.exp.to_string();
+    on_auth_redis(|conn| async move { conn.execute("SET", args([key, "1".into(), "EXAT".into(), until])).await })
+        .await
+        .map(drop)
 }
 
 /// Puts the token of `claims` on the revocation list until it would have expired (the accounts

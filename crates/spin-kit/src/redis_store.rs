@@ -68,6 +68,15 @@ where
     on_redis_at(&AUTH_REDIS, "auth_revocations_address", op).await
 }
 
+/// Runs a read-only script on the Redis of [`on_auth_redis`].
+pub(crate) async fn auth_script<S: AsRef<str>>(
+    script: &Script,
+    argv: impl IntoIterator<Item = S>,
+) -> Result<Vec<RedisResult>, ApiError> {
+    let argv = args(argv);
+    on_auth_redis(|conn| async move { run_script(&conn, script, &argv).await }).await
+}
+
 /// `op` on the Redis at `variable`: the instance's `redis_address` connection when the addresses
 /// are the same, otherwise the one kept in `own_slot`.
 async fn on_redis_at<T, F, Fut>(own_slot: &'static LocalKey<Slot>, variable: &'static str, op: F) -> Result<T, ApiError>
