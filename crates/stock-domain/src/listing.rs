@@ -14,9 +14,10 @@ pub const PAGE_DEFAULT: i64 = 20;
 /// The longest search text.
 pub const QUERY_MAX: usize = 200;
 
-/// An item as readers see it.
+/// An item as the list shows it: its listing, without its stock (a page of the list changes
+/// only when a listing does; the item's own page has its stock).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemDetail {
+pub struct ListEntry {
     pub item_id: String,
     /// `null` for an item nobody owns (made by the WDM routes or `batch_init`).
     pub owner_id: Option<String>,
@@ -25,40 +26,16 @@ pub struct ItemDetail {
     pub category: String,
     pub daily_price: i64,
     pub price: i64,
-    pub stock: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
-/// An item as the list shows it: its listing, without its stock (a page of the list changes
-/// only when a listing does; the item's own page has its stock).
+/// An item as its page shows it: its listing and its stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListEntry {
-    pub item_id: String,
-    pub owner_id: Option<String>,
-    pub title: String,
-    pub description: String,
-    pub category: String,
-    pub daily_price: i64,
-    pub price: i64,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<ItemDetail> for ListEntry {
-    fn from(d: ItemDetail) -> ListEntry {
-        ListEntry {
-            item_id: d.item_id,
-            owner_id: d.owner_id,
-            title: d.title,
-            description: d.description,
-            category: d.category,
-            daily_price: d.daily_price,
-            price: d.price,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-        }
-    }
+pub struct ItemDetail {
+    #[serde(flatten)]
+    pub listing: ListEntry,
+    pub stock: i64,
 }
 
 /// `POST /stock/items` `{"title", "description"?, "category"?, "daily_price", "price"?, "stock"?}`.

@@ -24,12 +24,17 @@ async fn eval_text(script: &Script, argv: &[String], retry: bool) -> Result<Opti
 /// A miss is to be offered with [`offer`] before [`MAX_OFFER_DELAY_MS`] have passed since the
 /// lookup began ([`offer`] checks that, given when).
 pub async fn lookup(item_id: &str) -> Lookup {
-    match eval_text(&LOOKUP, &[item_id.to_string()], true).await {
-        Ok(Some(reply)) => Lookup::parse(&reply).unwrap_or(Lookup::Bypass),
-        Ok(None) => Lookup::Bypass,
+    look_up(&LOOKUP, &[item_id.to_string()], Lookup::parse).await.unwrap_or(Lookup::Bypass)
+}
+
+/// `script`'s reply read by `parse`; `None` (the caller bypasses the view) when Redis cannot
+/// be asked or answers something else.
+async fn look_up<T>(script: &Script, argv: &[String], parse: fn(&str) -> Option<T>) -> Option<T> {
+    match eval_text(script, argv, true).await {
+        Ok(reply) => reply.as_deref().and_then(parse),
         Err(e) => {
             spin_kit::log::warn(format_args!("stock view lookup skipped: {e}"));
-            Lookup::Bypass
+            None
         }
     }
 }
@@ -103,14 +108,7 @@ pub async fn batch<T>(
 
 /// What the view holds of `item_id`'s page; a bypass when Redis cannot be asked.
 pub async fn lookup_detail(item_id: &str) -> DetailLookup {
-    match eval_text(&LOOKUP, &detail_lookup_argv(item_id), true).await {
-        Ok(Some(reply)) => DetailLookup::parse(&reply).unwrap_or(DetailLookup::Bypass),
-        Ok(None) => DetailLookup::Bypass,
-        Err(e) => {
-            spin_kit::log::warn(format_args!("stock view lookup skipped: {e}"));
-            DetailLookup::Bypass
-        }
-    }
+    look_up(&LOOKUP, &detail_lookup_argv(item_id), DetailLookup::parse).await.unwrap_or(DetailLookup::Bypass)
 }
 
 /// Offers a page read from Postgres after a [`DetailLookup::Miss`], as [`offer`] does a row.
@@ -129,14 +127,7 @@ pub async fn offer_detail(looked_up: Instant, item_id: &str, epoch: &str, stamp:
 
 /// What the view holds of the list's page `key`; a bypass when Redis cannot be asked.
 pub async fn lookup_list(key: &str) -> ListLookup {
-    match eval_text(&LIST_LOOKUP, &[key.to_string()], true).await {
-        Ok(Some(reply)) => ListLookup::parse(&reply).unwrap_or(ListLookup::Bypass),
-        Ok(None) => ListLookup::Bypass,
-        Err(e) => {
-            spin_kit::log::warn(format_args!("stock view list lookup skipped: {e}"));
-            ListLookup::Bypass
-        }
-    }
+    look_up(&LIST_LOOKUP, &[key.to_string()], ListLookup::parse).await.unwrap_or(ListLookup::Bypass)
 }
 
 /// Offers a page of the list read from Postgres after a [`ListLookup::Miss`] (best effort).

@@ -37,7 +37,7 @@ pub async fn list(req: Request) -> Result<Reply, ApiError> {
     } else {
         None
     };
-    let items: Vec<ListEntry> = page.into_iter().map(|(item, _)| item.into()).collect();
+    let items: Vec<ListEntry> = page.into_iter().map(|(item, _)| item.listing).collect();
     let json = serde_json::to_string(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
         .map_err(|e| ApiError::Internal(format!("cannot encode a page: {e}")))?;
     if let ListLookup::Miss { generation } = seen {
@@ -143,16 +143,18 @@ fn detail(row: &Row) -> Result<(ItemDetail, i64), ApiError> {
     let number = |c: &str| row.get::<i64>(c).ok_or_else(|| bad(c));
     Ok((
         ItemDetail {
-            item_id: text("item_id")?,
-            owner_id: row.get::<Option<String>>("owner_id").flatten(),
-            title: text("title")?,
-            description: text("description")?,
-            category: text("category")?,
-            daily_price: number("daily_price")?,
-            price: number("price")?,
+            listing: ListEntry {
+                item_id: text("item_id")?,
+                owner_id: row.get::<Option<String>>("owner_id").flatten(),
+                title: text("title")?,
+                description: text("description")?,
+                category: text("category")?,
+                daily_price: number("daily_price")?,
+                price: number("price")?,
+                created_at: text("created_at")?,
+                updated_at: text("updated_at")?,
+            },
             stock: number("stock")?,
-            created_at: text("created_at")?,
-            updated_at: text("updated_at")?,
         },
         number("listed_seq")?,
     ))
