@@ -23,6 +23,7 @@
 
 use crate::order::Line;
 use market_core::metrics::CheckoutOutcome;
+use saga_engine::Workflow;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
@@ -137,19 +138,18 @@ pub fn parse_drive_limit(raw: &str) -> Result<u32, String> {
     }
 }
 
-/// What a participant answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The step is done (now or before).
-    Done,
-    /// The participant refused, for good (e.g. out of stock): compensate.
-    Refused(String),
-    /// The participant called the request invalid (HTTP 400 or 422): it will never be done,
-    /// for good. The saga compensates (the step too, in case) and fails.
-    Invalid(String),
-    /// No answer or a temporary failure: the step may have happened or not; retry it.
-    Transient(String),
-}
+pub use saga_engine::Outcome;
+
+/// The checkout as a workflow of the saga engine: reserve the stock (undone by releasing it),
+/// charge the payment (undone by refunding it), mark the order paid (nothing to undo).
+pub const CHECKOUT: Workflow<Step> = Workflow {
+    steps: &[
+        (Step::ReserveStock, Some(Step::ReleaseStock)),
+        (Step::ChargePayment, Some(Step::RefundPayment)),
+        (Step::MarkPaid, None),
+    ],
+    invalid_reason: INVALID_ORDER,
+};
 
 /// What a batch of forward steps answered for one saga ([`Record::decided_by`] and the saga's
 /// driver take them as the outcomes of its first steps): its reserve, its charge if the reserve
@@ -414,32 +414,16 @@ pub enum Next {
     Retry { step: Step, error: String },
 }
 
-/// The state machine. `reason` is why the saga is compensating, if it is.
+/// The checkout's state machine: [`CHECKOUT`]'s transitions (derived by the saga engine from
+/// the declaration), with its success named [`State::Paid`]. `reason` is why the saga is
+/// compensating, if it is.
 pub fn next(step: Step, outcome: &Outcome, reason: Option<String>) -> Next {
-    use Step::*;
-    let why = |r: &str| Some(reason.clone().unwrap_or_else(|| r.to_string()));
-    let invalid = |m: &str| Some(reason.clone().unwrap_or_else(|| format!("{INVALID_ORDER}{m}")));
-    match (step, outcome) {
-        (_, Outcome::Transient(e)) => Next::Retry { step, error: e.clone() },
-        // An invalid request is never done: compensate from that step back (a compensation of
-        // a step that did not happen is a no-op that also blocks it for good), then fail.
-        (ReserveStock, Outcome::Invalid(m)) => Next::Do { step: ReleaseStock, reason: invalid(m) },
-        (ChargePayment | MarkPaid, Outcome::Invalid(m)) => Next::Do { step: RefundPayment, reason: invalid(m) },
-        // A compensation must happen: one called invalid is not done. It is retried, and the
-        // drive limit leaves the saga stuck for an operator.
-        (RefundPayment | ReleaseStock, Outcome::Invalid(m)) => {
-            Next::Retry { step, error: format!("invalid request: {m}") }
+    match CHECKOUT.next(step, outcome, reason) {
+        saga_engine::Next::Do { step, reason } => Next::Do { step, reason },
+        saga_engine::Next::Retry { step, error } => Next::Retry { step, error },
+        saga_engine::Next::Finish { succeeded, reason } => {
+            Next::Finish { state: if succeeded { State::Paid } else { State::Failed }, reason }
         }
-        (ReserveStock, Outcome::Done) => Next::Do { step: ChargePayment, reason: None },
-        // An all-or-nothing reservation that was refused left nothing to undo.
-        (ReserveStock, Outcome::Refused(r)) => Next::Finish { state: State::Failed, reason: why(r) },
-        (ChargePayment, Outcome::Done) => Next::Do { step: MarkPaid, reason: None },
-        (ChargePayment, Outcome::Refused(r)) => Next::Do { step: ReleaseStock, reason: why(r) },
-        (MarkPaid, Outcome::Done) => Next::Finish { state: State::Paid, reason: None },
-        (MarkPaid, Outcome::Refused(r)) => Next::Do { step: RefundPayment, reason: why(r) },
-        // Compensations cannot be refused: "nothing to undo" is done too.
-        (RefundPayment, _) => Next::Do { step: ReleaseStock, reason },
-        (ReleaseStock, _) => Next::Finish { state: State::Failed, reason },
     }
 }
 
@@ -500,7 +484,7 @@ pub async fn drive<P: Participants, C: Clock, F: Fence>(
     by: &str,
 ) -> DriveReport {
     let mut events = Vec::new();
-    let mut step = Step::ReserveStock;
+    let mut step = CHECKOUT.first();
     let mut reason: Option<String> = None;
     let mut retries = 0usize;
     let mut renewed_at = clock.now_ms();
