@@ -138,7 +138,7 @@ pub fn parse_drive_limit(raw: &str) -> Result<u32, String> {
     }
 }
 
-pub use saga_engine::Outcome;
+pub use saga_engine::{Clock, Fence, Outcome, RetryPolicy, retry_delay_ms};
 
 /// The checkout as a workflow of the saga engine: reserve the stock (undone by releasing it),
 /// charge the payment (undone by refunding it), mark the order paid (nothing to undo).
@@ -188,27 +188,7 @@ pub enum SagaNext {
 }
 
 /// One line of a saga's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    pub at_ms: u64,
-    /// Who drove: "checkout" (the request itself) or "worker".
-    pub by: String,
-    pub step: Step,
-    /// "done", "refused: <reason>", "invalid: <message>" or "error: <message>".
-    pub outcome: String,
-}
-
-impl Event {
-    fn new(at_ms: u64, by: &str, step: Step, outcome: &Outcome) -> Self {
-        let outcome = match outcome {
-            Outcome::Done => "done".to_string(),
-            Outcome::Refused(r) => format!("refused: {r}"),
-            Outcome::Invalid(m) => format!("invalid: {m}"),
-            Outcome::Transient(e) => format!("error: {e}"),
-        };
-        Event { at_ms, by: by.to_string(), step, outcome }
-    }
-}
+pub type Event = saga_engine::Event<Step>;
 
 /// The saga's record in Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,14 +285,15 @@ impl Record {
     /// the saga needs more: a retry, or a compensation.
     pub fn decided_by(plan: &Plan, created_ms: u64, answers: &[&Outcome], now_ms: u64, by: &str) -> Option<Record> {
         let mut events = Vec::new();
-        let mut step = Step::ReserveStock;
+        let mut step = CHECKOUT.first();
         for outcome in answers {
             events.push(Event::new(now_ms, by, step, outcome));
             match next(step, outcome, None) {
                 Next::Do { step: forward, reason: None } => step = forward,
                 Next::Finish { state, reason } => {
                     let mut record = Record::new(plan.clone(), created_ms);
-                    record.apply(&DriveReport { result: DriveResult::Final { state, reason }, events }, now_ms);
+                    let succeeded = state == State::Paid;
+                    record.apply(&DriveReport { result: DriveResult::Final { succeeded, reason }, events }, now_ms);
                     return Some(record);
                 }
                 _ => return None,
@@ -328,8 +309,8 @@ impl Record {
         self.add_history(&report.events);
         self.updated_ms = now_ms;
         match &report.result {
-            DriveResult::Final { state, reason } => {
-                self.state = *state;
+            DriveResult::Final { succeeded, reason } => {
+                self.state = if *succeeded { State::Paid } else { State::Failed };
                 self.reason = reason.clone();
             }
             DriveResult::Retry { step, error } if self.drives >= self.drive_limit => {
@@ -398,14 +379,6 @@ impl Record {
     }
 }
 
-impl DriveReport {
-    /// The compensation steps (release stock, refund payment) this drive performed.
-    pub fn compensations(&self) -> u64 {
-        let undo = |e: &&Event| matches!(e.step, Step::RefundPayment | Step::ReleaseStock) && e.outcome == "done";
-        self.events.iter().filter(undo).count() as u64
-    }
-}
-
 /// Where the saga goes after a step's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
@@ -432,49 +405,13 @@ pub trait Participants {
     fn perform(&self, step: Step, plan: &Plan) -> impl Future<Output = Outcome>;
 }
 
-/// Time, and waiting.
-pub trait Clock {
-    fn now_ms(&self) -> u64;
-    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()>;
-}
-
-/// The driver's lease: `renew` extends it and says whether it is still ours.
-pub trait Fence {
-    fn renew(&self) -> impl Future<Output = bool>;
-}
-
-/// How a driver retries a step that failed transiently before handing the saga back.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Waits between inline retries of one step; when they run out the drive ends with `Retry`.
-    pub backoff_ms: Vec<u64>,
-    /// Renew the lease when this long passed since the last renewal (a third of the lease).
-    pub renew_every_ms: u64,
-}
-
 /// How a drive ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DriveResult {
-    Final {
-        state: State,
-        reason: Option<String>,
-    },
-    /// A step kept failing transiently: drive again later.
-    Retry {
-        step: Step,
-        error: String,
-    },
-    /// The lease was lost: another driver owns the saga; this one wrote nothing.
-    Fenced,
-}
+pub type DriveResult = saga_engine::DriveResult<Step>;
+/// What a drive did.
+pub type DriveReport = saga_engine::DriveReport<Step>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriveReport {
-    pub result: DriveResult,
-    pub events: Vec<Event>,
-}
-
-/// Runs the saga from its first step until it finishes, keeps failing, or the lease is lost.
+/// Runs the checkout saga of `plan` from its first step until it finishes, keeps failing, or
+/// the lease is lost (the saga engine's driver, [`CHECKOUT`] declared).
 pub async fn drive<P: Participants, C: Clock, F: Fence>(
     plan: &Plan,
     participants: &P,
@@ -483,44 +420,7 @@ pub async fn drive<P: Participants, C: Clock, F: Fence>(
     policy: &RetryPolicy,
     by: &str,
 ) -> DriveReport {
-    let mut events = Vec::new();
-    let mut step = CHECKOUT.first();
-    let mut reason: Option<String> = None;
-    let mut retries = 0usize;
-    let mut renewed_at = clock.now_ms();
-    loop {
-        if clock.now_ms().saturating_sub(renewed_at) >= policy.renew_every_ms {
-            if !fence.renew().await {
-                return DriveReport { result: DriveResult::Fenced, events };
-            }
-            renewed_at = clock.now_ms();
-        }
-        let outcome = participants.perform(step, plan).await;
-        events.push(Event::new(clock.now_ms(), by, step, &outcome));
-        match next(step, &outcome, reason.clone()) {
-            Next::Do { step: s, reason: r } => {
-                step = s;
-                reason = r;
-                retries = 0;
-            }
-            Next::Finish { state, reason } => {
-                return DriveReport { result: DriveResult::Final { state, reason }, events };
-            }
-            Next::Retry { step: s, error } => match policy.backoff_ms.get(retries) {
-                Some(&wait) => {
-                    retries += 1;
-                    clock.sleep_ms(wait).await;
-                    step = s;
-                }
-                None => return DriveReport { result: DriveResult::Retry { step: s, error }, events },
-            },
-        }
-    }
-}
-
-/// When a saga that must be retried is due again: grows with the number of drives, capped.
-pub fn retry_delay_ms(drives: u32) -> u64 {
-    (250u64 << drives.min(5)).min(5_000)
+    saga_engine::drive(&CHECKOUT, |step| participants.perform(step, plan), clock, fence, policy, by).await
 }
 
 #[cfg(test)]

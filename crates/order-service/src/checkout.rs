@@ -101,7 +101,7 @@ async fn checkout_counting(req: Request, counted: &mut Tally) -> Result<Reply, A
         let settled = answered.settled;
         let steps = AnsweredSteps::new(answered.steps);
         let report = drive(&plan, &steps, &clock, &lease, &inline_policy(), "checkout").await;
-        counted.saga_drives(1, report.compensations());
+        counted.saga_drives(1, report.compensations(&order_domain::saga::CHECKOUT));
         let now = clock.now_ms();
         record.apply(&report, now);
         match report.result {

@@ -74,7 +74,7 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
     let report = drive(&plan, &Services, &clock, &lease, &operator_policy(), "operator").await;
     let mut counted = Tally::new();
-    counted.saga_drives(1, report.compensations());
+    counted.saga_drives(1, report.compensations(&order_domain::saga::CHECKOUT));
     let now = clock.now_ms();
     record.apply(&report, now);
     match report.result {

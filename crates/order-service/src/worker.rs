@@ -164,5 +164,5 @@ async fn drive_one(mut record: Record, owner: &str) -> u64 {
             &[("saga_id", &plan.saga_id)],
         );
     }
-    report.compensations()
+    report.compensations(&order_domain::saga::CHECKOUT)
 }

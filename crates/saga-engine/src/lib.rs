@@ -14,8 +14,16 @@
 //!   is retried (an undo must happen: the drive limit hands such a saga to an operator);
 //! * a **transient** failure retries the same step.
 //!
-//! The reason a compensating saga carries is the first refusal's. Nothing here performs a step:
-//! the caller's driver does, and records what happened (see `order_domain::saga::drive`).
+//! The reason a compensating saga carries is the first refusal's.
+//!
+//! [`drive`] runs a saga of a workflow from its first step until it finishes, keeps failing, or
+//! its driver's lease is lost; its I/O goes through the step performer it is given, [`Clock`]
+//! and [`Fence`], so tests run it against fakes with injected failures. What a drive did is a
+//! [`DriveReport`]: its outcome and its [`Event`]s. Where the saga's record lives and who drives
+//! it (the checkout request, the worker) is the caller's.
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
 
 /// What a participant answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +100,132 @@ impl<S: Copy + Eq + std::fmt::Debug> Workflow<S> {
             None => Next::Finish { succeeded: false, reason },
         }
     }
+}
+
+/// One line of a saga's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event<S> {
+    pub at_ms: u64,
+    /// Who drove (e.g. "checkout", the request itself, or "worker").
+    pub by: String,
+    pub step: S,
+    /// "done", "refused: <reason>", "invalid: <message>" or "error: <message>".
+    pub outcome: String,
+}
+
+impl<S> Event<S> {
+    pub fn new(at_ms: u64, by: &str, step: S, outcome: &Outcome) -> Self {
+        let outcome = match outcome {
+            Outcome::Done => "done".to_string(),
+            Outcome::Refused(r) => format!("refused: {r}"),
+            Outcome::Invalid(m) => format!("invalid: {m}"),
+            Outcome::Transient(e) => format!("error: {e}"),
+        };
+        Event { at_ms, by: by.to_string(), step, outcome }
+    }
+}
+
+/// Time, and waiting.
+pub trait Clock {
+    fn now_ms(&self) -> u64;
+    fn sleep_ms(&self, ms: u64) -> impl Future<Output = ()>;
+}
+
+/// The driver's lease: `renew` extends it and says whether it is still ours.
+pub trait Fence {
+    fn renew(&self) -> impl Future<Output = bool>;
+}
+
+/// How a driver retries a step that failed transiently before handing the saga back.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Waits between inline retries of one step; when they run out the drive ends with `Retry`.
+    pub backoff_ms: Vec<u64>,
+    /// Renew the lease when this long passed since the last renewal (a third of the lease).
+    pub renew_every_ms: u64,
+}
+
+/// How a drive ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriveResult<S> {
+    /// Succeeded (every forward step done) or failed (compensated).
+    Final { succeeded: bool, reason: Option<String> },
+    /// A step kept failing transiently: drive again later.
+    Retry { step: S, error: String },
+    /// The lease was lost: another driver owns the saga; this one wrote nothing.
+    Fenced,
+}
+
+/// What a drive did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveReport<S> {
+    pub result: DriveResult<S>,
+    pub events: Vec<Event<S>>,
+}
+
+impl<S: Copy + Eq + std::fmt::Debug> DriveReport<S> {
+    /// The undo steps of `workflow` this drive performed.
+    pub fn compensations(&self, workflow: &Workflow<S>) -> u64 {
+        let undo = |e: &&Event<S>| e.outcome == "done" && workflow.steps.iter().any(|(_, u)| *u == Some(e.step));
+        self.events.iter().filter(undo).count() as u64
+    }
+}
+
+/// Runs a saga of `workflow` from its first step until it finishes, keeps failing, or the lease
+/// is lost. `perform` performs one step (the workflow's participants, with the saga's plan).
+pub async fn drive<S, F, Fut, C, L>(
+    workflow: &Workflow<S>,
+    perform: F,
+    clock: &C,
+    fence: &L,
+    policy: &RetryPolicy,
+    by: &str,
+) -> DriveReport<S>
+where
+    S: Copy + Eq + std::fmt::Debug,
+    F: Fn(S) -> Fut,
+    Fut: Future<Output = Outcome>,
+    C: Clock,
+    L: Fence,
+{
+    let mut events = Vec::new();
+    let mut step = workflow.first();
+    let mut reason: Option<String> = None;
+    let mut retries = 0usize;
+    let mut renewed_at = clock.now_ms();
+    loop {
+        if clock.now_ms().saturating_sub(renewed_at) >= policy.renew_every_ms {
+            if !fence.renew().await {
+                return DriveReport { result: DriveResult::Fenced, events };
+            }
+            renewed_at = clock.now_ms();
+        }
+        let outcome = perform(step).await;
+        events.push(Event::new(clock.now_ms(), by, step, &outcome));
+        match workflow.next(step, &outcome, reason.clone()) {
+            Next::Do { step: s, reason: r } => {
+                step = s;
+                reason = r;
+                retries = 0;
+            }
+            Next::Finish { succeeded, reason } => {
+                return DriveReport { result: DriveResult::Final { succeeded, reason }, events };
+            }
+            Next::Retry { step: s, error } => match policy.backoff_ms.get(retries) {
+                Some(&wait) => {
+                    retries += 1;
+                    clock.sleep_ms(wait).await;
+                    step = s;
+                }
+                None => return DriveReport { result: DriveResult::Retry { step: s, error }, events },
+            },
+        }
+    }
+}
+
+/// When a saga that must be retried is due again: grows with the number of drives, capped.
+pub fn retry_delay_ms(drives: u32) -> u64 {
+    (250u64 << drives.min(5)).min(5_000)
 }
 
 #[cfg(test)]

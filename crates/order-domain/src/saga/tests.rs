@@ -238,8 +238,8 @@ fn run(world: &impl Participants, plan: &Plan, policy: &RetryPolicy) -> DriveRep
 /// Re-drives until the saga finishes, like the worker does (bounded).
 fn run_to_end(world: &World, plan: &Plan) -> (State, Option<String>) {
     for _ in 0..50 {
-        if let DriveResult::Final { state, reason } = run(world, plan, &no_retries()).result {
-            return (state, reason);
+        if let DriveResult::Final { succeeded, reason } = run(world, plan, &no_retries()).result {
+            return (if succeeded { State::Paid } else { State::Failed }, reason);
         }
     }
     panic!("saga did not finish");
@@ -258,7 +258,7 @@ fn happy_path_reserves_charges_and_marks_paid() {
     let w = World::with(&[("a", 5), ("b", 5)], &[("u", 10)], &[("o", 0)]);
     let p = plan("o", "u", &[("a", 2), ("b", 1)], 7);
     let report = run(&w, &p, &patient());
-    assert_eq!(report.result, DriveResult::Final { state: State::Paid, reason: None });
+    assert_eq!(report.result, DriveResult::Final { succeeded: true, reason: None });
     assert_eq!(
         report.events.iter().map(|e| e.step).collect::<Vec<_>>(),
         vec![Step::ReserveStock, Step::ChargePayment, Step::MarkPaid]
@@ -271,7 +271,7 @@ fn out_of_stock_fails_without_touching_anything() {
     let w = World::with(&[("a", 5), ("b", 0)], &[("u", 10)], &[("o", 0)]);
     let p = plan("o", "u", &[("a", 2), ("b", 1)], 7);
     let report = run(&w, &p, &patient());
-    assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("out of stock".into()) });
+    assert_eq!(report.result, DriveResult::Final { succeeded: false, reason: Some("out of stock".into()) });
     assert_eq!((stock(&w, "a"), stock(&w, "b"), credit(&w, "u")), (5, 0, 10));
 }
 
@@ -280,7 +280,7 @@ fn out_of_credit_releases_the_reserved_stock() {
     let w = World::with(&[("a", 5)], &[("u", 1)], &[("o", 0)]);
     let p = plan("o", "u", &[("a", 2)], 7);
     let report = run(&w, &p, &patient());
-    assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("insufficient credit".into()) });
+    assert_eq!(report.result, DriveResult::Final { succeeded: false, reason: Some("insufficient credit".into()) });
     assert_eq!(report.events.last().map(|e| e.step), Some(Step::ReleaseStock));
     assert_eq!((stock(&w, "a"), credit(&w, "u")), (5, 1));
 }
@@ -290,7 +290,7 @@ fn an_order_changed_meanwhile_is_refunded_and_released() {
     let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 1)]); // the plan is for generation 0
     let p = plan("o", "u", &[("a", 2)], 7);
     let report = run(&w, &p, &patient());
-    assert_eq!(report.result, DriveResult::Final { state: State::Failed, reason: Some("order changed".into()) });
+    assert_eq!(report.result, DriveResult::Final { succeeded: false, reason: Some("order changed".into()) });
     let steps: Vec<_> = report.events.iter().map(|e| e.step).collect();
     assert_eq!(
         steps,
@@ -304,7 +304,7 @@ fn transient_failures_are_retried_inline_within_the_budget() {
     let w = World::with(&[("a", 5)], &[("u", 10)], &[("o", 0)]);
     *w.faults.borrow_mut() = vec![Fault::Before, Fault::After, Fault::None, Fault::Before];
     let report = run(&w, &plan("o", "u", &[("a", 1)], 1), &patient());
-    assert_eq!(report.result, DriveResult::Final { state: State::Paid, reason: None });
+    assert_eq!(report.result, DriveResult::Final { succeeded: true, reason: None });
     assert_eq!((stock(&w, "a"), credit(&w, "u")), (4, 9), "a lost reply never applies twice");
 }
 
@@ -480,11 +480,12 @@ fn decided_by_settles_exactly_the_sagas_drive_ends_on_those_answers_alone() {
         match decided {
             Some(record) => {
                 settled += 1;
-                let DriveResult::Final { state, reason } = &report.result else {
+                let DriveResult::Final { succeeded, reason } = &report.result else {
                     panic!("{answers:?}: drive did not end")
                 };
                 assert!(used_only_the_answers, "{answers:?}");
-                assert_eq!((&record.state, &record.reason), (state, reason), "{answers:?}");
+                let state = if *succeeded { State::Paid } else { State::Failed };
+                assert_eq!((&record.state, &record.reason), (&state, reason), "{answers:?}");
                 let steps = |events: &[Event]| events.iter().map(|e| (e.step, e.outcome.clone())).collect::<Vec<_>>();
                 assert_eq!(steps(&record.history), steps(&report.events), "{answers:?}");
                 assert_eq!((record.created_ms, record.updated_ms, record.drives), (5, 9, 1));
@@ -516,9 +517,7 @@ fn an_invalid_reserve_fails_the_saga_for_good_after_releasing() {
     *w.faults.borrow_mut() = vec![Fault::Invalid];
     let p = plan("o", "u", &[("a", 1)], 1);
     let report = run(&w, &p, &patient());
-    let DriveResult::Final { state: State::Failed, reason: Some(reason) } = &report.result else {
-        panic!("{report:?}")
-    };
+    let DriveResult::Final { succeeded: false, reason: Some(reason) } = &report.result else { panic!("{report:?}") };
     assert_eq!(reason, &format!("{INVALID_ORDER}injected: too many lines"));
     let steps: Vec<_> = report.events.iter().map(|e| (e.step, e.outcome.as_str())).collect();
     assert_eq!(steps, [(Step::ReserveStock, "invalid: injected: too many lines"), (Step::ReleaseStock, "done")]);
@@ -538,7 +537,7 @@ fn an_invalid_charge_refunds_and_releases_then_fails() {
     let p = plan("o", "u", &[("a", 2)], 3);
     let report = run(&w, &p, &patient());
     assert!(
-        matches!(&report.result, DriveResult::Final { state: State::Failed, reason: Some(r) } if r.starts_with(INVALID_ORDER)),
+        matches!(&report.result, DriveResult::Final { succeeded: false, reason: Some(r) } if r.starts_with(INVALID_ORDER)),
         "{report:?}"
     );
     let steps: Vec<_> = report.events.iter().map(|e| e.step).collect();
@@ -679,7 +678,7 @@ fn a_finished_saga_says_how_its_checkout_is_counted_and_how_many_compensations_i
         let report = run(&w, &p, &patient());
         let mut record = Record::new(p, 0);
         record.apply(&report, 1);
-        (record.checkout_outcome(), report.compensations())
+        (record.checkout_outcome(), report.compensations(&CHECKOUT))
     };
     assert_eq!(outcome_of(5, 10, 0), (Some(CheckoutOutcome::Paid), 0));
     assert_eq!(outcome_of(1, 10, 0), (Some(CheckoutOutcome::RefusedStock), 0));
