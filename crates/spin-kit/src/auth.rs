@@ -119,18 +119,18 @@ async fn verify(token: &str) -> Result<Claims, ApiError> {
 /// Lists `token` (just issued, with `claims`) as issued until it expires (the accounts service's
 /// login; the list is its to write).
 pub async fn list_issued(token: &str, claims: &Claims) -> Result<(), ApiError> {
-    let key = auth_token::issued_key(token);
-    let until = claims.exp.to_string();
-    on_auth_redis(|conn| async move { conn.execute("SET", args([key, "1".into(), "EXAT".into(), until])).await })
-        .await
-        .map(drop)
+    list_until(auth_token::issued_key(token), claims.exp).await
 }
 
 /// Puts the token of `claims` on the revocation list until it would have expired (the accounts
 /// service's logout; the list is its to write).
 pub async fn revoke(claims: &Claims) -> Result<(), ApiError> {
-    let key = auth_token::revocation_key(&claims.jti);
-    let until = claims.exp.to_string();
+    list_until(auth_token::revocation_key(&claims.jti), claims.exp).await
+}
+
+/// Sets `key` on the lists' Redis until `exp` (Unix seconds).
+async fn list_until(key: String, exp: u64) -> Result<(), ApiError> {
+    let until = exp.to_string();
     on_auth_redis(|conn| async move { conn.execute("SET", args([key, "1".into(), "EXAT".into(), until])).await })
         .await
         .map(drop)

@@ -60,21 +60,29 @@ pub async fn offer(looked_up: Instant, item_id: &str, epoch: &str, stamp: &str, 
 /// gone eventually: until then `find` reads those items from Postgres), so that the answer does
 /// not wait for it.
 pub async fn writing<T>(item_ids: &[String], write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+    counted_in((&BEGIN, begin_argv(item_ids)), (&END, end_argv(item_ids)), "stock change", write).await
+}
+
+/// Runs `write` between a writer's count in (`begin`: not retried, as a lost reply would count
+/// it in twice; one that fails means nothing is written, 503) and its count out (`end`, in the
+/// background after `write`, whatever its outcome: a count left behind expires). `write` does
+/// not start later than [`MAX_WRITE_DELAY_MS`] after `begin` was sent.
+async fn counted_in<T>(
+    (begin, begin_args): (&Script, Vec<String>),
+    (end, end_args): (&'static Script, Vec<String>),
+    what: &'static str,
+    write: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     let started = Instant::now();
-    // Not retried: a lost reply would count this writer in twice (that count then expires).
-    eval_text(&BEGIN, &begin_argv(item_ids), false).await?;
+    eval_text(begin, &begin_args, false).await?;
     let result = if started.elapsed() <= Duration::from_millis(MAX_WRITE_DELAY_MS) {
         write.await
     } else {
-        Err(ApiError::Unavailable("the stock change could not start in time; try again".into()))
+        Err(ApiError::Unavailable(format!("the {what} could not start in time; try again")))
     };
-    let end = end_argv(item_ids);
     spin_sdk::wit_bindgen::spawn(spin_kit::request_context::bind(async move {
-        if let Err(e) = eval_text(&END, &end, false).await {
-            spin_kit::log::warn(format_args!(
-                "stock view: {} items left counted in (the counts expire): {e}",
-                end.len() - 1
-            ));
+        if let Err(e) = eval_text(end, &end_args, false).await {
+            spin_kit::log::warn(format_args!("stock view: a {what} left counted in (its count expires): {e}"));
         }
     }));
     result
@@ -144,17 +152,5 @@ pub async fn offer_list(looked_up: Instant, key: &str, generation: &str, json: S
 /// protocol: counted in before (503 if that cannot be done: nothing is written); counted out
 /// after, whatever its outcome, in the background.
 pub async fn listing_change<T>(write: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-    let started = Instant::now();
-    eval_text(&LIST_BEGIN, &[BUSY_MS.to_string()], false).await?;
-    let result = if started.elapsed() <= Duration::from_millis(MAX_WRITE_DELAY_MS) {
-        write.await
-    } else {
-        Err(ApiError::Unavailable("the listing change could not start in time; try again".into()))
-    };
-    spin_sdk::wit_bindgen::spawn(spin_kit::request_context::bind(async move {
-        if let Err(e) = eval_text(&LIST_END, &[], false).await {
-            spin_kit::log::warn(format_args!("stock view: a listing change left counted in (the count expires): {e}"));
-        }
-    }));
-    result
+    counted_in((&LIST_BEGIN, vec![BUSY_MS.to_string()]), (&LIST_END, Vec::new()), "listing change", write).await
 }
