@@ -19,6 +19,10 @@
 //! * `checkout-own`: checkouts of orders that users made for themselves through the API (64
 //!   users, `--own-orders` orders of two items each), each sent with its owner's token: run it
 //!   with `auth_required` on and off to compare.
+//! * `rental`: rentals (`POST /rentals`, one day) by as many borrowers as the largest
+//!   concurrency (each client rents as its own borrower, funded with 1 000 000 000) of random
+//!   items among 1 000 that 4 other users list (daily price 1, stock 10 000 000 each): a whole
+//!   rental saga per request. Only a 201 counts as a success; any other answer is an error.
 //!
 //! For each concurrency a workload runs for the given time after a 3 s warm-up at the same
 //! concurrency (not counted) and prints throughput, success share and latencies. A `checkout`
@@ -39,7 +43,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 const WORKLOADS: &[&str] =
-    &["checkout", "find", "all", "login", "find-user", "items-list", "item-page", "checkout-own"];
+    &["checkout", "find", "all", "login", "find-user", "items-list", "item-page", "checkout-own", "rental"];
 
 struct Options {
     url: String,
@@ -100,11 +104,14 @@ struct Call {
     token: Option<Rc<str>>,
     /// A JSON body (empty: none).
     body: Bytes,
+    /// The only status that counts as a success (`None`: any 2xx); with one, any other answer
+    /// counts as an error.
+    expect: Option<u16>,
 }
 
 impl Call {
     fn new(method: hyper::Method, path: String) -> Call {
-        Call { method, path, token: None, body: Bytes::new() }
+        Call { method, path, token: None, body: Bytes::new(), expect: None }
     }
 
     fn with_token(mut self, token: &Rc<str>) -> Call {
@@ -114,6 +121,11 @@ impl Call {
 
     fn with_json(mut self, json: String) -> Call {
         self.body = Bytes::from(json);
+        self
+    }
+
+    fn expecting(mut self, status: u16) -> Call {
+        self.expect = Some(status);
         self
     }
 }
@@ -283,8 +295,15 @@ async fn accounts(url: &str, count: usize) -> Vec<Account> {
 }
 
 /// Lists `count` items owned by `owner` (categories `cat0`..`cat9`, titles from a small
-/// vocabulary); their ids.
-async fn listed_items(url: &str, owner: &Account, count: usize, price: i64, stock: i64) -> Vec<String> {
+/// vocabulary, daily prices 1 to 20 unless `daily_price` says); their ids.
+async fn listed_items(
+    url: &str,
+    owner: &Account,
+    count: usize,
+    price: i64,
+    stock: i64,
+    daily_price: Option<i64>,
+) -> Vec<String> {
     let started = Instant::now();
     let token = owner.token.clone();
     let items = setup(
@@ -296,7 +315,7 @@ async fn listed_items(url: &str, owner: &Account, count: usize, price: i64, stoc
                 "title": format!("{} {} {i}", WORDS[i % WORDS.len()], WORDS[(i / 7) % WORDS.len()]),
                 "description": format!("A {} for rent, in good shape.", WORDS[(i / 3) % WORDS.len()]),
                 "category": format!("cat{}", i % 10),
-                "daily_price": 1 + (i % 20) as i64,
+                "daily_price": daily_price.unwrap_or(1 + (i % 20) as i64),
                 "price": price,
                 "stock": stock,
             });
@@ -309,12 +328,15 @@ async fn listed_items(url: &str, owner: &Account, count: usize, price: i64, stoc
     items
 }
 
+/// The `rental` workload's owners, and the items they list between them.
+const RENTAL_OWNERS: usize = 4;
+const RENTAL_ITEMS: usize = 1_000;
+
 const WORDS: &[&str] =
     &["drill", "ladder", "tent", "kayak", "projector", "bicycle", "saw", "camera", "grill", "speaker"];
 
-/// Orders the users make for themselves (two items each), and fund; each order with its owner.
-async fn own_orders(url: &str, users: &[Account], items: &[String], count: usize) -> Vec<(String, Rc<str>)> {
-    let started = Instant::now();
+/// Adds `amount` to each user's credit (with the user's token).
+async fn fund(url: &str, users: &[Account], amount: i64) {
     let funding = users.to_vec();
     setup(
         url,
@@ -322,11 +344,17 @@ async fn own_orders(url: &str, users: &[Account], items: &[String], count: usize
         8,
         move |i| {
             let u = &funding[i];
-            Call::new(hyper::Method::POST, format!("/payment/add_funds/{}/1000000000", u.user_id)).with_token(&u.token)
+            Call::new(hyper::Method::POST, format!("/payment/add_funds/{}/{amount}", u.user_id)).with_token(&u.token)
         },
         |_, _| (),
     )
     .await;
+}
+
+/// Orders the users make for themselves (two items each), and fund; each order with its owner.
+async fn own_orders(url: &str, users: &[Account], items: &[String], count: usize) -> Vec<(String, Rc<str>)> {
+    let started = Instant::now();
+    fund(url, users, 1_000_000_000).await;
     let ordering = users.to_vec();
     let orders = setup(
         url,
@@ -381,8 +409,9 @@ fn salt() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// What a workload sends: a request drawn with the client's generator.
-type Draw = Rc<dyn Fn(&mut Rng) -> Call>;
+/// What a workload sends: a request drawn with the client's generator, for the client of this
+/// index (`0..concurrency`).
+type Draw = Rc<dyn Fn(&mut Rng, usize) -> Call>;
 
 /// The requests of `workload`, after preparing what it needs.
 fn prepare(o: &Options, workload: &str) -> Draw {
@@ -392,11 +421,11 @@ fn prepare(o: &Options, workload: &str) -> Draw {
                 "checkout" => (hyper::Method::POST, "/orders/checkout/", o.n),
                 _ => (hyper::Method::GET, "/stock/find/", o.n),
             };
-            Rc::new(move |rng| Call::new(method.clone(), format!("{route}{}", rng.below(n))))
+            Rc::new(move |rng, _| Call::new(method.clone(), format!("{route}{}", rng.below(n))))
         }
         "login" => {
             let users = block_on(accounts(&o.url, 64));
-            Rc::new(move |rng| {
+            Rc::new(move |rng, _| {
                 let u = &users[rng.below(users.len() as u64) as usize];
                 let body = serde_json::json!({ "username": u.username, "password": PASSWORD }).to_string();
                 Call::new(hyper::Method::POST, "/accounts/login".into()).with_json(body)
@@ -404,7 +433,7 @@ fn prepare(o: &Options, workload: &str) -> Draw {
         }
         "find-user" => {
             let users = block_on(accounts(&o.url, 64));
-            Rc::new(move |rng| {
+            Rc::new(move |rng, _| {
                 let u = &users[rng.below(users.len() as u64) as usize];
                 Call::new(hyper::Method::GET, format!("/payment/find_user/{}", u.user_id)).with_token(&u.token)
             })
@@ -412,17 +441,17 @@ fn prepare(o: &Options, workload: &str) -> Draw {
         "items-list" | "item-page" => {
             let items = block_on(async {
                 let owner = accounts(&o.url, 1).await.remove(0);
-                listed_items(&o.url, &owner, 2_000, 10, 5).await
+                listed_items(&o.url, &owner, 2_000, 10, 5, None).await
             });
             if workload == "item-page" {
-                return Rc::new(move |rng| {
+                return Rc::new(move |rng, _| {
                     Call::new(
                         hyper::Method::GET,
                         format!("/stock/items/{}", items[rng.below(items.len() as u64) as usize]),
                     )
                 });
             }
-            Rc::new(|rng| {
+            Rc::new(|rng, _| {
                 let path = match rng.below(3) {
                     0 => "/stock/items?limit=20".to_string(),
                     1 => format!("/stock/items?category=cat{}&limit=20", rng.below(10)),
@@ -431,15 +460,41 @@ fn prepare(o: &Options, workload: &str) -> Draw {
                 Call::new(hyper::Method::GET, path)
             })
         }
+        "rental" => {
+            let borrowers = o.concurrency.iter().copied().max().unwrap_or(1).max(1);
+            let (items, borrowers) = block_on(async {
+                let users = accounts(&o.url, RENTAL_OWNERS + borrowers).await;
+                let (owners, borrowers) = users.split_at(RENTAL_OWNERS);
+                let started = Instant::now();
+                let mut items = Vec::new();
+                for owner in owners {
+                    items.extend(
+                        listed_items(&o.url, owner, RENTAL_ITEMS / RENTAL_OWNERS, 10, 10_000_000, Some(1)).await,
+                    );
+                }
+                fund(&o.url, borrowers, 1_000_000_000).await;
+                println!("setup: rental items listed and borrowers funded in {:.1} s", started.elapsed().as_secs_f64());
+                (items, borrowers.to_vec())
+            });
+            // The borrowers own no item: every item is another user's.
+            Rc::new(move |rng, client| {
+                let borrower = &borrowers[client % borrowers.len()];
+                let item = &items[rng.below(items.len() as u64) as usize];
+                Call::new(hyper::Method::POST, "/rentals".into())
+                    .with_token(&borrower.token)
+                    .with_json(serde_json::json!({ "item_id": item, "days": 1 }).to_string())
+                    .expecting(201)
+            })
+        }
         _ => {
             // checkout-own
             let orders = block_on(async {
                 let users = accounts(&o.url, 65).await;
                 let (seller, buyers) = users.split_first().expect("users");
-                let items = listed_items(&o.url, seller, 1_000, 1, 1_000_000_000).await;
+                let items = listed_items(&o.url, seller, 1_000, 1, 1_000_000_000, None).await;
                 own_orders(&o.url, buyers, &items, o.own_orders).await
             });
-            Rc::new(move |rng| {
+            Rc::new(move |rng, _| {
                 let (order, token) = &orders[rng.below(orders.len() as u64) as usize];
                 Call::new(hyper::Method::POST, format!("/orders/checkout/{order}")).with_token(token)
             })
@@ -471,15 +526,20 @@ fn run(o: &Options, draw: &Draw, concurrency: usize, seconds: u64) -> (Vec<Sampl
                     let mut rng = Rng((0x9e37_79b9_7f4a_7c15 ^ salt ^ ((t as u64 + 1) * 0x2545_f491_4f6c_dd1d)) | 1);
                     let mut out = Vec::new();
                     while !stop.get() {
-                        let call = draw(&mut rng);
+                        let call = draw(&mut rng, t);
                         let t0 = Instant::now();
                         let result = client.send(&call).await;
                         let micros = t0.elapsed().as_micros() as u64;
                         let done_ms = started.elapsed().as_millis() as u64;
                         out.push(match &result {
-                            Ok((status, _)) => {
-                                Sample { done_ms, micros, ok: (200..300).contains(status), failed: *status >= 500 }
-                            }
+                            Ok((status, _)) => match call.expect {
+                                Some(expected) => {
+                                    Sample { done_ms, micros, ok: *status == expected, failed: *status != expected }
+                                }
+                                None => {
+                                    Sample { done_ms, micros, ok: (200..300).contains(status), failed: *status >= 500 }
+                                }
+                            },
                             Err(_) => Sample { done_ms, micros, ok: false, failed: true },
                         });
                         if result.is_err() {

@@ -6,10 +6,11 @@
 -- in one transaction with ON_ERROR_STOP. So everything here must be idempotent: CREATE OR
 -- REPLACE, never a bare CREATE. A fresh database first gets these functions from the numbered
 -- migrations (0002 created charge and refund, 0005 replaced charge, 0006 added charge_many, 0007
--- replaced it, 0008 replaced refund) and then this file over them; an existing database gets
--- this file alone. Both end with the definitions below. The numbered migrations stay as they
--- are, as history (their checksums are recorded in existing databases: editing one makes
--- `infra/migrate` refuse to run there); they no longer say what runs.
+-- replaced it, 0008 replaced refund; credit and reverse_credit are in none, only their table:
+-- 0012) and then this file over them; an existing database gets this file alone. Both end with
+-- the definitions below. The numbered migrations stay as they are, as history (their checksums
+-- are recorded in existing databases: editing one makes `infra/migrate` refuse to run there);
+-- they no longer say what runs.
 --
 -- Rules:
 -- * To change a function's body, edit it here; the next `infra/migrate` replaces it.
@@ -43,7 +44,9 @@
 -- reaches the same decision). See docs/checkout-saga.md.
 --
 -- In saga order: the forward step (charge, then its batched form charge_many), then its
--- compensation (refund).
+-- compensation (refund); then the rental saga's step "credit owner" (credit) and its
+-- compensation (reverse_credit), kept the same way in their own ledger, payment.credits
+-- (migration 0012).
 SET ROLE payment_service;
 
 -- payment.charge: the checkout saga's forward step "charge payment", for one saga
@@ -204,6 +207,90 @@ BEGIN
     END IF;
     SELECT state INTO prior_state FROM payment.charges WHERE saga_id = p_saga;
     RETURN prior_state;
+END
+$$;
+
+-- payment.credit: the rental saga's forward step "credit owner"
+-- (POST /payment/credit/{saga_id}/{user_id}/{amount}). Credits p_amount to p_user (the rented
+-- item's owner) for saga p_saga, once. Claims the saga's row in payment.credits first, as charge
+-- claims its row in payment.charges. Returns:
+--   'credited'         credit added (now, or by an earlier call of this saga)
+--   'refused'          refused by an earlier call (unknown user, or a credit past 2^63 - 1)
+--   'unknown_user'     no such user; recorded as 'refused', nothing credited
+--   'credit_overflow'  the user's credit cannot take the amount below 2^63 - 1; recorded as
+--                      'refused', nothing credited
+--   'blocked'          the saga's credit was reversed before it was made: nothing credited
+--   'reversed'         the saga's credit was made and reversed already: nothing credited again
+-- Locks the ledger row (its insert), then the user row (the update). Synchronous commit: the
+-- argument that lets a successful charge commit asynchronously is the checkout's (migration
+-- 0005), not the rental saga's.
+CREATE OR REPLACE FUNCTION payment.credit(p_saga text, p_user text, p_amount bigint)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    prior_state text;
+BEGIN
+    INSERT INTO payment.credits (saga_id, user_id, amount, state)
+    VALUES (p_saga, p_user, p_amount, 'credited')
+    ON CONFLICT (saga_id) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT state INTO prior_state FROM payment.credits WHERE saga_id = p_saga;
+        RETURN prior_state;
+    END IF;
+    -- p_amount >= 0 (the ledger's check refused the insert otherwise): the bound cannot overflow.
+    UPDATE payment.users SET credit = credit + p_amount
+    WHERE user_id = p_user AND credit <= 9223372036854775807 - p_amount;
+    IF FOUND THEN
+        RETURN 'credited';
+    END IF;
+    IF EXISTS (SELECT 1 FROM payment.users WHERE user_id = p_user) THEN
+        UPDATE payment.credits SET state = 'refused', reason = 'the credit of the user cannot take the amount below 2^63 - 1'
+        WHERE saga_id = p_saga;
+        RETURN 'credit_overflow';
+    END IF;
+    UPDATE payment.credits SET state = 'refused', reason = 'unknown user' WHERE saga_id = p_saga;
+    RETURN 'unknown_user';
+END
+$$;
+
+-- payment.reverse_credit: the compensation of "credit owner"
+-- (POST /payment/reverse_credit/{saga_id}). Takes back what saga p_saga credited. Returns:
+--   'reversed'             the credit was taken back (now, or by an earlier call of this saga)
+--   'nothing_credited'     the saga credited nothing (its credit was refused, or never made: a
+--                          tombstone 'blocked' now makes any later credit of the saga refused)
+--   'insufficient_credit'  the owner no longer has the amount (spent it): refused for good,
+--                          nothing changed but the row's reason; the credit stays 'credited' (a
+--                          later call takes it back once the owner has it again: an operator's
+--                          `SELECT payment.reverse_credit('<saga>')`)
+-- Locks the ledger row first, then the user row, before it checks (as refund). Synchronous
+-- commit.
+CREATE OR REPLACE FUNCTION payment.reverse_credit(p_saga text)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    credited payment.credits;
+    current_credit bigint;
+    prior_state text;
+BEGIN
+    INSERT INTO payment.credits (saga_id, state, reason) VALUES (p_saga, 'blocked', 'reversed before it was credited')
+    ON CONFLICT (saga_id) DO NOTHING;
+    IF FOUND THEN
+        RETURN 'nothing_credited';
+    END IF;
+    SELECT * INTO credited FROM payment.credits WHERE saga_id = p_saga AND state = 'credited' FOR UPDATE;
+    IF FOUND THEN
+        SELECT credit INTO current_credit FROM payment.users WHERE user_id = credited.user_id FOR UPDATE;
+        IF NOT FOUND OR current_credit < credited.amount THEN
+            UPDATE payment.credits SET reason = 'reverse refused: the owner no longer has the amount'
+            WHERE saga_id = p_saga;
+            RETURN 'insufficient_credit';
+        END IF;
+        UPDATE payment.credits SET state = 'reversed', reason = 'reversed' WHERE saga_id = p_saga;
+        UPDATE payment.users SET credit = credit - credited.amount WHERE user_id = credited.user_id;
+        RETURN 'reversed';
+    END IF;
+    SELECT state INTO prior_state FROM payment.credits WHERE saga_id = p_saga;
+    RETURN CASE prior_state WHEN 'reversed' THEN 'reversed' ELSE 'nothing_credited' END;
 END
 $$;
 

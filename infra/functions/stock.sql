@@ -6,8 +6,8 @@
 -- in one transaction with ON_ERROR_STOP. So everything here must be idempotent: CREATE OR
 -- REPLACE, never a bare CREATE. A fresh database first gets these functions from the numbered
 -- migrations (0004 created reserve and release, 0005 dropped and re-created both, 0006 added
--- reserve_many, 0007 replaced it, 0008 replaced release) and then this file over them; an
--- existing database gets this file alone. Both end with the definitions below. The numbered
+-- reserve_many, 0007 replaced it, 0008 replaced release; delete_item is in none) and then this
+-- file over them; an existing database gets this file alone. Both end with the definitions below. The numbered
 -- migrations stay as they are, as history (their checksums are recorded in existing databases:
 -- editing one makes `infra/migrate` refuse to run there); they no longer say what runs.
 --
@@ -38,7 +38,8 @@
 -- answers from it. See docs/checkout-saga.md.
 --
 -- In saga order: the forward step (reserve, then its batched form reserve_many), then its
--- compensation (release).
+-- compensation (release); last, delete_item (DELETE /stock/items/{id}), which an item's rental
+-- holds refuse.
 SET ROLE stock_service;
 
 -- stock.reserve: the checkout saga's forward step "reserve stock", for one saga
@@ -256,6 +257,37 @@ BEGIN
         UPDATE stock.items SET stock = stock + line.quantity, version = version + 1 WHERE item_id = line.item;
     END LOOP;
     RETURN 'released';
+END
+$$;
+
+-- stock.delete_item: takes an item down (DELETE /stock/items/{id}; the stock service has
+-- checked that the caller owns it) unless a rental holds it. A rental hold is a reservation of a
+-- rental saga (saga id 'rental:...') in state 'reserved' whose items include the item
+-- (migration 0013 indexes them). Returns:
+--   'deleted'       the item is gone
+--   'unknown_item'  there is no such item (any more)
+--   'rental_hold'   a rental holds the item: nothing changed (409)
+-- Locks the item row first, then checks the holds in a statement of its own, then deletes.
+-- Why a function and not one DELETE ... WHERE NOT EXISTS (...): a reservation locks (updates)
+-- the rows of its items in the transaction that inserts it. The lock here waits for such a
+-- reservation to commit, and the check, a later statement, sees it (in READ COMMITTED, each
+-- statement of a function takes a fresh snapshot); a single DELETE would check with the
+-- snapshot it started with, and could delete an item a reservation committed meanwhile holds.
+-- A reservation that comes after the lock waits for it and finds the item gone (refused).
+CREATE OR REPLACE FUNCTION stock.delete_item(p_item text)
+RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM stock.items WHERE item_id = p_item FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'unknown_item';
+    END IF;
+    IF EXISTS (SELECT 1 FROM stock.reservations
+               WHERE state = 'reserved' AND saga_id LIKE 'rental:%' AND items @> ARRAY[p_item]) THEN
+        RETURN 'rental_hold';
+    END IF;
+    DELETE FROM stock.items WHERE item_id = p_item;
+    RETURN 'deleted';
 END
 $$;
 

@@ -41,8 +41,8 @@ pub mod messages;
 mod tests;
 
 pub use messages::{
-    BeginArgs, Begun, MailboxMessage, QueueEntry, QueueTicket, SaveArgs, SettleArgs, SettleSaga, Stuck, put_plans_argv,
-    records_of, state_field,
+    BeginArgs, Begun, MailboxMessage, QueueEntry, QueueTicket, SaveArgs, SettleArgs, SettleSaga, StartArgs, Started,
+    Stuck, put_plans_argv, records_of, state_field,
 };
 
 /// Starts the saga of an order's generation from the order's plan copy, or finds the one running
@@ -55,7 +55,15 @@ pub use messages::{
 /// are picked up after its restart even if no request comes. While the 1 s alarm is armed the
 /// ladder was armed less than a second ago, so it is only re-armed once that one has expired (an
 /// alarm that expired meanwhile is re-armed at most a second late).
-pub const BEGIN: Script = Script::new(include_str!("redis_scripts/begin.lua"));
+pub const BEGIN: Script =
+    Script::new(concat!(include_str!("redis_scripts/arm_ladder_fn.lua"), include_str!("redis_scripts/begin.lua")));
+
+/// Starts a saga of another workflow than the checkout (a rental, a return: [`crate::rental`])
+/// from its whole record, or finds it, in the same table, with the same lease, active set and
+/// alarms as [`BEGIN`] (the Lua function `arm_ladder` is both scripts'). Arguments:
+/// [`StartArgs`]; reply: [`Started`].
+pub const START: Script =
+    Script::new(concat!(include_str!("redis_scripts/arm_ladder_fn.lua"), include_str!("redis_scripts/start.lua")));
 
 /// Stores plan copies, each unless the stored one is as new or newer (generation, then line
 /// count). ARGV: groups of (order id, generation, line count, plan JSON): [`put_plans_argv`];

@@ -71,6 +71,32 @@ fn attempt_of(saga_id: &str) -> Option<i64> {
     saga_id.rsplit('.').next()?.parse().ok()
 }
 
+/// What a saga is about, for any workflow the saga table holds: its id, the workflow it runs,
+/// and how it is read back from its record (the id is the record's key, not in its JSON).
+pub trait SagaPlan: Clone + Serialize + serde::de::DeserializeOwned {
+    /// The saga's id (its record's key).
+    fn id(&self) -> &str;
+    /// Gives a plan decoded from the record stored under `saga_id` its id (and what the id
+    /// carries); `None` if the id is not one of this kind of plan.
+    fn identify(&mut self, saga_id: &str) -> Option<()>;
+    /// The workflow the saga runs.
+    fn workflow(&self) -> &'static Workflow<Step>;
+}
+
+impl SagaPlan for Plan {
+    fn id(&self) -> &str {
+        &self.saga_id
+    }
+    fn identify(&mut self, saga_id: &str) -> Option<()> {
+        self.attempt = attempt_of(saga_id)?;
+        self.saga_id = saga_id.to_string();
+        Some(())
+    }
+    fn workflow(&self) -> &'static Workflow<Step> {
+        &CHECKOUT
+    }
+}
+
 /// Whether the saga is running or finished, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,6 +118,13 @@ pub enum Step {
     MarkPaid,
     RefundPayment,
     ReleaseStock,
+    /// A rental's steps ([`crate::rental::RENTAL`], [`crate::rental::RETURN`]).
+    RecordRental,
+    CancelRental,
+    CreditOwner,
+    ReverseCredit,
+    MarkActive,
+    MarkReturned,
 }
 
 impl Step {
@@ -103,6 +136,12 @@ impl Step {
             Step::MarkPaid => "mark_paid",
             Step::RefundPayment => "refund_payment",
             Step::ReleaseStock => "release_stock",
+            Step::RecordRental => "record_rental",
+            Step::CancelRental => "cancel_rental",
+            Step::CreditOwner => "credit_owner",
+            Step::ReverseCredit => "reverse_credit",
+            Step::MarkActive => "mark_active",
+            Step::MarkReturned => "mark_returned",
         }
     }
 }
@@ -190,11 +229,12 @@ pub enum SagaNext {
 /// One line of a saga's history.
 pub type Event = saga_engine::Event<Step>;
 
-/// The saga's record in Redis.
+/// The saga's record in Redis, for any workflow ([`SagaPlan`]): a checkout's by default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
+#[serde(bound = "P: SagaPlan")]
+pub struct Record<P = Plan> {
     #[serde(flatten)]
-    pub plan: Plan,
+    pub plan: P,
     pub state: State,
     /// Why a failed saga failed (e.g. "out of stock").
     pub reason: Option<String>,
@@ -220,8 +260,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-impl Record {
-    pub fn new(plan: Plan, now_ms: u64) -> Self {
+impl<P: SagaPlan> Record<P> {
+    pub fn new(plan: P, now_ms: u64) -> Self {
         Record {
             plan,
             state: State::Running,
@@ -245,61 +285,11 @@ impl Record {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The JSON object of a new running record without its plan's fields. The plan's JSON
-    /// ([`Plan::copy_json`]) without its closing brace, a comma, and this without its opening
-    /// brace, is the record's JSON: that is how `BEGIN` writes it from the plan copy.
-    pub fn running_tail_json(now_ms: u64, drive_limit: u32) -> String {
-        #[derive(Serialize)]
-        struct Tail<'a> {
-            state: State,
-            reason: Option<&'a str>,
-            drives: u32,
-            drive_limit: u32,
-            history: [Event; 0],
-            created_ms: u64,
-            updated_ms: u64,
-        }
-        let tail = Tail {
-            state: State::Running,
-            reason: None,
-            drives: 0,
-            drive_limit,
-            history: [],
-            created_ms: now_ms,
-            updated_ms: now_ms,
-        };
-        serde_json::to_string(&tail).unwrap_or_default()
-    }
-
     /// Decodes the record stored under `saga_id`'s key.
-    pub fn decode_for(saga_id: &str, raw: &str) -> Option<Record> {
-        let mut record: Record = serde_json::from_str(raw).ok()?;
-        record.plan.attempt = attempt_of(saga_id)?;
-        record.plan.saga_id = saga_id.to_string();
+    pub fn decode_for(saga_id: &str, raw: &str) -> Option<Record<P>> {
+        let mut record: Record<P> = serde_json::from_str(raw).ok()?;
+        record.plan.identify(saga_id)?;
         Some(record)
-    }
-
-    /// The final record of a saga whose first answers (reserve, then charge, then mark paid, as
-    /// far as they went) decide it with no further call: paid, or refused at its reserve. It is
-    /// the record [`drive`] would end with on those answers, except for its times. `None` when
-    /// the saga needs more: a retry, or a compensation.
-    pub fn decided_by(plan: &Plan, created_ms: u64, answers: &[&Outcome], now_ms: u64, by: &str) -> Option<Record> {
-        let mut events = Vec::new();
-        let mut step = CHECKOUT.first();
-        for outcome in answers {
-            events.push(Event::new(now_ms, by, step, outcome));
-            match next(step, outcome, None) {
-                Next::Do { step: forward, reason: None } => step = forward,
-                Next::Finish { state, reason } => {
-                    let mut record = Record::new(plan.clone(), created_ms);
-                    let succeeded = state == State::Paid;
-                    record.apply(&DriveReport { result: DriveResult::Final { succeeded, reason }, events }, now_ms);
-                    return Some(record);
-                }
-                _ => return None,
-            }
-        }
-        None
     }
 
     /// Folds a drive's report into the record. A drive that ends for a retry when the saga has
@@ -338,7 +328,7 @@ impl Record {
 
     /// A stuck saga handed back to the drivers by an operator: running again, with `budget`
     /// more drives before it is stuck again. `None` unless it is stuck.
-    pub fn redriven(&self, budget: u32, now_ms: u64) -> Option<Record> {
+    pub fn redriven(&self, budget: u32, now_ms: u64) -> Option<Record<P>> {
         if self.state != State::Stuck {
             return None;
         }
@@ -350,14 +340,65 @@ impl Record {
         Some(record)
     }
 
-    /// Whether the saga failed because a participant called its request invalid: the order
-    /// cannot be paid as it is (its checkout answers 400).
+    /// Whether the saga failed because a participant called its request invalid (the
+    /// workflow's `invalid_reason`): for a checkout, the order cannot be paid as it is (it
+    /// answers 400).
     pub fn failed_as_invalid(&self) -> bool {
-        self.state == State::Failed && self.reason.as_deref().is_some_and(|r| r.starts_with(INVALID_ORDER))
+        let invalid = self.plan.workflow().invalid_reason;
+        self.state == State::Failed && self.reason.as_deref().is_some_and(|r| r.starts_with(invalid))
     }
 }
 
 impl Record {
+    /// The JSON object of a new running record without its plan's fields. The plan's JSON
+    /// ([`Plan::copy_json`]) without its closing brace, a comma, and this without its opening
+    /// brace, is the record's JSON: that is how `BEGIN` writes it from the plan copy.
+    pub fn running_tail_json(now_ms: u64, drive_limit: u32) -> String {
+        #[derive(Serialize)]
+        struct Tail<'a> {
+            state: State,
+            reason: Option<&'a str>,
+            drives: u32,
+            drive_limit: u32,
+            history: [Event; 0],
+            created_ms: u64,
+            updated_ms: u64,
+        }
+        let tail = Tail {
+            state: State::Running,
+            reason: None,
+            drives: 0,
+            drive_limit,
+            history: [],
+            created_ms: now_ms,
+            updated_ms: now_ms,
+        };
+        serde_json::to_string(&tail).unwrap_or_default()
+    }
+
+    /// The final record of a saga whose first answers (reserve, then charge, then mark paid, as
+    /// far as they went) decide it with no further call: paid, or refused at its reserve. It is
+    /// the record [`drive`] would end with on those answers, except for its times. `None` when
+    /// the saga needs more: a retry, or a compensation.
+    pub fn decided_by(plan: &Plan, created_ms: u64, answers: &[&Outcome], now_ms: u64, by: &str) -> Option<Record> {
+        let mut events = Vec::new();
+        let mut step = CHECKOUT.first();
+        for outcome in answers {
+            events.push(Event::new(now_ms, by, step, outcome));
+            match next(step, outcome, None) {
+                Next::Do { step: forward, reason: None } => step = forward,
+                Next::Finish { state, reason } => {
+                    let mut record = Record::new(plan.clone(), created_ms);
+                    let succeeded = state == State::Paid;
+                    record.apply(&DriveReport { result: DriveResult::Final { succeeded, reason }, events }, now_ms);
+                    return Some(record);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     /// How a checkout answered with this record is counted (`market_core::metrics`): paid,
     /// stuck, refused by the stock or the payment service (the step whose refusal failed it),
     /// or failed otherwise (invalid order, order changed, ...). `None` while it runs.
@@ -401,8 +442,15 @@ pub fn next(step: Step, outcome: &Outcome, reason: Option<String>) -> Next {
 }
 
 /// The saga's participants.
-pub trait Participants {
-    fn perform(&self, step: Step, plan: &Plan) -> impl Future<Output = Outcome>;
+pub trait Participants<P = Plan> {
+    fn perform(&self, step: Step, plan: &P) -> impl Future<Output = Outcome>;
+
+    /// A step performed with why the saga compensates, if it does (`reason`): a participant
+    /// that keeps the reason of a failed saga (a rental's `cancel_rental`) takes it from here.
+    fn perform_because(&self, step: Step, plan: &P, reason: Option<String>) -> impl Future<Output = Outcome> {
+        let _ = reason;
+        self.perform(step, plan)
+    }
 }
 
 /// How a drive ended.
@@ -410,17 +458,18 @@ pub type DriveResult = saga_engine::DriveResult<Step>;
 /// What a drive did.
 pub type DriveReport = saga_engine::DriveReport<Step>;
 
-/// Runs the checkout saga of `plan` from its first step until it finishes, keeps failing, or
-/// the lease is lost (the saga engine's driver, [`CHECKOUT`] declared).
-pub async fn drive<P: Participants, C: Clock, F: Fence>(
-    plan: &Plan,
-    participants: &P,
+/// Runs the saga of `plan` (its workflow: [`SagaPlan::workflow`]) from its first step until it
+/// finishes, keeps failing, or the lease is lost: the saga engine's driver, for every workflow.
+pub async fn drive<P: SagaPlan, X: Participants<P>, C: Clock, F: Fence>(
+    plan: &P,
+    participants: &X,
     clock: &C,
     fence: &F,
     policy: &RetryPolicy,
     by: &str,
 ) -> DriveReport {
-    saga_engine::drive(&CHECKOUT, |step| participants.perform(step, plan), clock, fence, policy, by).await
+    let perform = |step, reason| participants.perform_because(step, plan, reason);
+    saga_engine::drive(plan.workflow(), perform, clock, fence, policy, by).await
 }
 
 #[cfg(test)]

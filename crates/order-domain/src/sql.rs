@@ -60,3 +60,37 @@ pub const BATCH_INIT: &str = "INSERT INTO orders.orders (order_id, user_id, paid
      RETURNING order_id, user_id, paid, items::text AS items, total_cost, generation";
 
 pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
+
+/// Step "record rental": `$1` rental id, `$2` item, `$3` borrower, `$4` owner, `$5` days, `$6`
+/// daily price, `$7` amount → the rental's `state` and `reason`: a new row is `pending`; a
+/// repeated step answers from the row (a `failed` one is refused: the rental was cancelled).
+pub const RECORD_RENTAL: &str = "INSERT INTO orders.rentals \
+     (rental_id, item_id, borrower_id, owner_id, days, daily_price, amount, state) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') \
+     ON CONFLICT (rental_id) DO UPDATE SET rental_id = EXCLUDED.rental_id \
+     RETURNING state, reason";
+
+/// Compensation "cancel rental": `$1`..`$7` as [`RECORD_RENTAL`], `$8` why → a pending rental
+/// is `failed` with the reason; a rental never recorded is recorded `failed` (a tombstone: the
+/// step "record rental", arriving late, is refused); any other state is left alone.
+pub const CANCEL_RENTAL: &str = "INSERT INTO orders.rentals \
+     (rental_id, item_id, borrower_id, owner_id, days, daily_price, amount, state, reason, ended_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, now()) \
+     ON CONFLICT (rental_id) DO UPDATE SET state = 'failed', reason = EXCLUDED.reason, ended_at = now() \
+     WHERE orders.rentals.state = 'pending'";
+
+/// Step "mark active": `$1` rental id → one row unless the rental was cancelled (or is unknown).
+pub const MARK_ACTIVE: &str = "UPDATE orders.rentals \
+     SET state = CASE WHEN state = 'pending' THEN 'active' ELSE state END, \
+         activated_at = coalesce(activated_at, now()) \
+     WHERE rental_id = $1 AND state IN ('pending', 'active', 'returned') RETURNING state";
+
+/// Step "mark returned": `$1` rental id → one row if the rental is (now or already) returned;
+/// none if it is not active (pending, failed, unknown).
+pub const MARK_RETURNED: &str = "UPDATE orders.rentals \
+     SET state = 'returned', ended_at = coalesce(ended_at, now()) \
+     WHERE rental_id = $1 AND state IN ('active', 'returned') RETURNING state";
+
+/// `$1` rental id → the rental, as [`crate::rental::Rental`] shows it.
+pub const FIND_RENTAL: &str = "SELECT rental_id, item_id, borrower_id, owner_id, days, daily_price, amount, state, reason \
+     FROM orders.rentals WHERE rental_id = $1";

@@ -17,6 +17,7 @@ use crate::batch_queue::Ticket;
 use crate::batch_steps::AnsweredSteps;
 use crate::orders::load;
 use crate::plan_copy;
+use crate::saga_runner;
 use crate::saga_store::{self, Begun, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
 use market_core::metrics::{CheckoutOutcome, Tally};
 use market_core::{ApiError, parse_id};
@@ -163,23 +164,13 @@ fn started_from_an_old_copy(record: &Record) -> bool {
     record.state == State::Failed && record.reason.as_deref() == Some(ORDER_CHANGED)
 }
 
-/// Polls the saga's record until it is final or the wait limit is reached.
+/// Waits for the saga's outcome (at most until [`WAIT_LIMIT_MS`] after `started`).
 async fn wait_for(order_id: &str, saga_id: &str, started: u64) -> Result<Reply, ApiError> {
-    let clock = WallClock;
-    let mut pause = 5;
-    loop {
-        if let Some(record) = saga_store::load(saga_id).await?
-            && record.state != State::Running
-        {
-            return Ok(outcome_reply(&record));
-        }
-        if clock.now_ms().saturating_sub(started) >= WAIT_LIMIT_MS {
-            return Err(ApiError::InProgress(format!(
-                "checkout of order {order_id} is still in progress (saga {saga_id}); see /orders/checkout/{order_id}/status"
-            )));
-        }
-        clock.sleep_ms(pause).await;
-        pause = (pause * 2).min(200);
+    match saga_runner::wait_for_end::<Plan>(saga_id, started, WAIT_LIMIT_MS).await? {
+        Some(record) => Ok(outcome_reply(&record)),
+        None => Err(ApiError::InProgress(format!(
+            "checkout of order {order_id} is still in progress (saga {saga_id}); see /orders/checkout/{order_id}/status"
+        ))),
     }
 }
 
@@ -224,7 +215,7 @@ pub async fn checkout_status(req: Request) -> Result<Reply, ApiError> {
         spin_kit::auth::require_same_user(&claims, &stored.order.user_id)?;
     }
     let saga = match saga_store::current_attempt(order_id, stored.generation).await? {
-        Some(attempt) => saga_store::load(&Plan::saga_id(order_id, stored.generation, attempt)).await?,
+        Some(attempt) => saga_store::load::<Plan>(&Plan::saga_id(order_id, stored.generation, attempt)).await?,
         None => None,
     };
     let saga_json = saga.map(|r| {

@@ -9,12 +9,13 @@
 //! worker goes on with it), or `stuck` again (the operator's budget was one drive).
 
 use crate::checkout::drive_limit;
-use crate::participants::Services;
-use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, TakenStuck, WallClock, unique_token};
+use crate::saga_runner;
+use crate::saga_store::{self, LEASE_MS, TakenStuck, WallClock, unique_token};
 use market_core::metrics::Tally;
 use market_core::{ApiError, parse_id};
 use order_domain::error::OrderError;
-use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
+use order_domain::rental::AnyRecord;
+use order_domain::saga::{Clock, DriveResult, RetryPolicy};
 use serde_json::{Value, json};
 use spin_kit::{Reply, Request, respond, route};
 
@@ -26,17 +27,27 @@ fn operator_policy() -> RetryPolicy {
     RetryPolicy { backoff_ms: vec![50, 200], renew_every_ms: LEASE_MS / 3 }
 }
 
-/// What a listing and a re-drive show of a saga.
-fn summary(record: &Record) -> Value {
-    json!({
-        "saga_id": record.plan.saga_id,
-        "order_id": record.plan.order_id,
-        "state": record.state,
-        "reason": record.reason,
-        "drives": record.drives,
-        "drive_limit": record.drive_limit,
-        "updated_ms": record.updated_ms,
-    })
+/// What a listing and a re-drive show of a saga: a checkout's names its order, a rental's (or
+/// its return's) its rental.
+fn summary(record: &AnyRecord) -> Value {
+    let (about, (state, reason, drives, drive_limit, updated_ms)) = match record {
+        AnyRecord::Checkout(r) => {
+            (("order_id", &r.plan.order_id), (r.state, &r.reason, r.drives, r.drive_limit, r.updated_ms))
+        }
+        AnyRecord::Rental(r) => {
+            (("rental_id", &r.plan.rental_id), (r.state, &r.reason, r.drives, r.drive_limit, r.updated_ms))
+        }
+    };
+    let mut summary = json!({
+        "saga_id": record.saga_id(),
+        "state": state,
+        "reason": reason,
+        "drives": drives,
+        "drive_limit": drive_limit,
+        "updated_ms": updated_ms,
+    });
+    summary[about.0] = Value::from(about.1.as_str());
+    summary
 }
 
 /// `GET /orders/sagas/stuck` → `200 {"total": n, "sagas": [{"saga_id", "order_id", "state",
@@ -58,11 +69,11 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
     let budget = drive_limit().await?;
     let owner = unique_token("operator");
     let clock = WallClock;
-    let mut record = match saga_store::take_stuck(saga_id, &owner, budget, clock.now_ms()).await? {
-        TakenStuck::Taken(record) => record,
+    let record = match saga_store::take_stuck(saga_id, &owner, budget, clock.now_ms()).await? {
+        TakenStuck::Taken(record) => *record,
         TakenStuck::Unknown => return Err(OrderError::UnknownSaga { saga_id: saga_id.into() }.into()),
-        TakenStuck::NotStuck(record) => {
-            let state = serde_json::to_value(record.state).unwrap_or_default();
+        TakenStuck::NotStuck(state) => {
+            let state = serde_json::to_value(state).unwrap_or_default();
             let state = state.as_str().unwrap_or("?").to_string();
             return Err(OrderError::SagaNotStuck { saga_id: saga_id.into(), state }.into());
         }
@@ -70,24 +81,13 @@ pub async fn redrive_saga(req: Request) -> Result<Reply, ApiError> {
             return Err(OrderError::SagaRedrivenMeanwhile { saga_id: saga_id.into() }.into());
         }
     };
-    let plan = record.plan.clone();
-    let lease = Lease { saga_id: &plan.saga_id, owner: &owner };
-    let report = drive(&plan, &Services, &clock, &lease, &operator_policy(), "operator").await;
-    let mut counted = Tally::new();
-    counted.saga_drives(1, report.compensations(&order_domain::saga::CHECKOUT));
-    let now = clock.now_ms();
-    record.apply(&report, now);
-    match report.result {
-        DriveResult::Final { .. } => {
-            saga_store::save(&record, &owner, SagaNext::Final, now).await?;
-        }
-        DriveResult::Retry { .. } => {
-            saga_store::save(&record, &owner, SagaNext::RetryAt(now + retry_delay_ms(record.drives)), now).await?;
-            saga_store::ring_doorbell().await;
-        }
-        // Another driver took the saga over (our lease ran out): it is running.
-        DriveResult::Fenced => {}
+    let (record, driven) = saga_runner::drive_any(record, &owner, &operator_policy(), "operator").await;
+    driven.written?;
+    if matches!(driven.result, DriveResult::Retry { .. }) {
+        saga_store::ring_doorbell().await;
     }
+    let mut counted = Tally::new();
+    counted.saga_drives(1, driven.compensations);
     let mut reply = respond::ok(&summary(&record));
     spin_kit::metrics::add(&mut reply, counted);
     Ok(reply)

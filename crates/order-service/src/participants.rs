@@ -2,10 +2,11 @@
 //! saga-step endpoints (service chaining), and its own orders table for "mark paid".
 
 use market_core::service_call::ServiceCall;
+use order_domain::rental::{RENTAL_CANCELLED, RENTAL_NOT_ACTIVE, RentalPlan};
 use order_domain::saga::{ORDER_CHANGED, Outcome, Participants, Plan, Step};
 use order_domain::sql;
 use payment_domain::client as payment;
-use payment_domain::saga::SagaCharge;
+use payment_domain::saga::{SagaCharge, SagaCredit};
 use spin_kit::chain;
 use spin_kit::pg_store::query_unmapped;
 use spin_sdk::pg::ParameterValue;
@@ -23,7 +24,104 @@ impl Participants for Services {
             Step::MarkPaid => mark_paid(plan).await,
             Step::RefundPayment => step_call(payment::refund(saga)).await,
             Step::ReleaseStock => step_call(stock::release(saga)).await,
+            other => Outcome::Invalid(format!("{} is not a step of a checkout", other.name())),
         }
+    }
+}
+
+/// A rental's and a return's participants: the stock unit and the money are keyed by the
+/// rental's saga id in both (the return releases the unit the rental reserved); the rental's
+/// row is the order service's own.
+impl Participants<RentalPlan> for Services {
+    async fn perform(&self, step: Step, plan: &RentalPlan) -> Outcome {
+        self.perform_because(step, plan, None).await
+    }
+
+    async fn perform_because(&self, step: Step, plan: &RentalPlan, reason: Option<String>) -> Outcome {
+        let saga = &plan.rental_saga_id();
+        match step {
+            Step::RecordRental => {
+                rental_row(sql::RECORD_RENTAL, rental_params(plan, None), |row| match row {
+                    Some((state, reason)) if state == "failed" => {
+                        Outcome::Refused(reason.unwrap_or_else(|| RENTAL_CANCELLED.into()))
+                    }
+                    Some(_) => Outcome::Done,
+                    None => Outcome::Transient("record rental answered no row".into()),
+                })
+                .await
+            }
+            Step::CancelRental => {
+                let why = reason.unwrap_or_else(|| RENTAL_CANCELLED.into());
+                rental_row(sql::CANCEL_RENTAL, rental_params(plan, Some(why)), |_| Outcome::Done).await
+            }
+            Step::ReserveStock => {
+                let unit = ReserveRequest { items: vec![(plan.item_id.clone(), 1)] };
+                step_call(stock::reserve(saga, &unit)).await
+            }
+            Step::ReleaseStock => step_call(stock::release(saga)).await,
+            Step::ChargePayment => {
+                let charge =
+                    SagaCharge { saga_id: saga.clone(), user_id: plan.borrower_id.clone(), amount: plan.amount };
+                step_call(payment::charge(&charge)).await
+            }
+            Step::RefundPayment => step_call(payment::refund(saga)).await,
+            Step::CreditOwner => {
+                let credit = SagaCredit { saga_id: saga.clone(), user_id: plan.owner_id.clone(), amount: plan.amount };
+                step_call(payment::credit(&credit)).await
+            }
+            Step::ReverseCredit => step_call(payment::reverse_credit(saga)).await,
+            Step::MarkActive => {
+                let params = vec![ParameterValue::Str(plan.rental_id.clone())];
+                rental_row(sql::MARK_ACTIVE, params, |row| match row {
+                    Some(_) => Outcome::Done,
+                    None => Outcome::Refused(RENTAL_CANCELLED.into()),
+                })
+                .await
+            }
+            Step::MarkReturned => {
+                let params = vec![ParameterValue::Str(plan.rental_id.clone())];
+                rental_row(sql::MARK_RETURNED, params, |row| match row {
+                    Some(_) => Outcome::Done,
+                    None => Outcome::Refused(RENTAL_NOT_ACTIVE.into()),
+                })
+                .await
+            }
+            other => Outcome::Invalid(format!("{} is not a step of a rental", other.name())),
+        }
+    }
+}
+
+/// The rental's columns as RECORD_RENTAL and CANCEL_RENTAL take them (`$1`..`$7`), and the
+/// reason (`$8`) of a cancellation.
+fn rental_params(plan: &RentalPlan, reason: Option<String>) -> Vec<ParameterValue> {
+    let mut params = vec![
+        ParameterValue::Str(plan.rental_id.clone()),
+        ParameterValue::Str(plan.item_id.clone()),
+        ParameterValue::Str(plan.borrower_id.clone()),
+        ParameterValue::Str(plan.owner_id.clone()),
+        ParameterValue::Int64(plan.days),
+        ParameterValue::Int64(plan.daily_price),
+        ParameterValue::Int64(plan.amount),
+    ];
+    params.extend(reason.map(ParameterValue::Str));
+    params
+}
+
+/// Runs one statement on the rentals table; `outcome` makes the step's outcome from the first
+/// row it returned (`state`, `reason`), if any.
+async fn rental_row(
+    statement: &str,
+    params: Vec<ParameterValue>,
+    outcome: impl FnOnce(Option<(String, Option<String>)>) -> Outcome,
+) -> Outcome {
+    match query_unmapped(statement, params).await {
+        Ok(Ok(rows)) => outcome(rows.first().map(|row| {
+            let state: String = row.get("state").unwrap_or_default();
+            let reason: Option<String> = row.get("reason");
+            (state, reason)
+        })),
+        Ok(Err(e)) => Outcome::Transient(format!("Postgres: {e}")),
+        Err(e) => Outcome::Transient(e.message()),
     }
 }
 

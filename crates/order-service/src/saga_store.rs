@@ -5,11 +5,12 @@ use crate::batch_queue::Ticket;
 use market_core::ApiError;
 pub use order_domain::redis_scripts::Begun;
 use order_domain::redis_scripts::{
-    self as scripts, BEGIN, BeginArgs, CLAIM, LIST_STUCK, REDRIVE, RENEW, SAVE_RECORD, SaveArgs, Stuck, records_of,
-    state_field,
+    self as scripts, BEGIN, BeginArgs, CLAIM, LIST_STUCK, REDRIVE, RENEW, SAVE_RECORD, START, SaveArgs, StartArgs,
+    Started, Stuck, records_of, state_field,
 };
+use order_domain::rental::AnyRecord;
 pub use order_domain::saga::SagaNext;
-use order_domain::saga::{Clock, Fence, Record, State};
+use order_domain::saga::{Clock, Fence, Record, SagaPlan, State};
 use spin_kit::redis_store::{args, redis_idempotent, reply_texts, script_idempotent, script_once};
 use spin_sdk::redis::RedisResult;
 use std::hash::{BuildHasher, Hasher};
@@ -64,26 +65,41 @@ pub async fn begin(
     Begun::decode(&parts).ok_or_else(|| ApiError::Internal(format!("unexpected begin reply {parts:?}")))
 }
 
+/// Starts a saga of another workflow than the checkout (a rental, a return) with `record`, the
+/// lease held by `owner`; or finds the one with its id ([`Started::Join`]).
+pub async fn start<P: SagaPlan>(record: &Record<P>, owner: &str, now_ms: u64) -> Result<Started<P>, ApiError> {
+    let args = StartArgs { record, owner, lease_ms: LEASE_MS, now_ms };
+    // Not retried blindly: a lost reply would make us join our own saga (harmless but slow).
+    let reply = script_once(&START, args.argv()).await?;
+    let parts = reply_texts(&reply);
+    Started::decode(record.plan.id(), &parts)
+        .ok_or_else(|| ApiError::Internal(format!("unexpected start reply {parts:?}")))
+}
+
 /// Writes the saga's record after a drive, if `owner` still holds the lease, and with it what
 /// comes next ([`SagaNext`]). `Ok(false)`: the lease was lost, nothing written.
-pub async fn save(record: &Record, owner: &str, next: SagaNext, now_ms: u64) -> Result<bool, ApiError> {
+pub async fn save<P: SagaPlan>(record: &Record<P>, owner: &str, next: SagaNext, now_ms: u64) -> Result<bool, ApiError> {
     let reply = script_idempotent(&SAVE_RECORD, SaveArgs { record, owner, next, now_ms }.argv()).await?;
     Ok(int_reply(&reply) == 1)
 }
 
-/// The saga's record, if it exists.
-pub async fn load(saga_id: &str) -> Result<Option<Record>, ApiError> {
+/// The saga's record, if it exists (and is of the workflow `P` runs).
+pub async fn load<P: SagaPlan>(saga_id: &str) -> Result<Option<Record<P>>, ApiError> {
+    Ok(load_raw(saga_id).await?.and_then(|raw| Record::decode_for(saga_id, &raw)))
+}
+
+async fn load_raw(saga_id: &str) -> Result<Option<String>, ApiError> {
     let key = scripts::saga_key(saga_id);
     let raw = redis_idempotent(|conn| {
         let key = key.clone();
         async move { conn.get(&key).await }
     })
     .await?;
-    Ok(raw.and_then(|r| Record::decode_for(saga_id, &String::from_utf8_lossy(&r))))
+    Ok(raw.map(|r| String::from_utf8_lossy(&r).into_owned()))
 }
 
 /// The stuck sagas: how many there are, and the records of the `limit` stuck longest.
-pub async fn stuck(limit: usize) -> Result<(u64, Vec<Record>), ApiError> {
+pub async fn stuck(limit: usize) -> Result<(u64, Vec<AnyRecord>), ApiError> {
     let reply = script_idempotent(&LIST_STUCK, [limit.to_string()]).await?;
     let Stuck { total, records } = Stuck::decode(&reply_texts(&reply));
     Ok((total, records))
@@ -92,9 +108,9 @@ pub async fn stuck(limit: usize) -> Result<(u64, Vec<Record>), ApiError> {
 /// What [`take_stuck`] found.
 pub enum TakenStuck {
     /// The saga was stuck: it is running again, with the lease held by the caller.
-    Taken(Record),
-    /// It is not stuck (its record as it is).
-    NotStuck(Record),
+    Taken(Box<AnyRecord>),
+    /// It is not stuck (its state as its record says).
+    NotStuck(State),
     /// No such saga (or its record is gone).
     Unknown,
     /// Another re-drive changed it meanwhile.
@@ -104,20 +120,25 @@ pub enum TakenStuck {
 /// An operator's re-drive: if the saga is stuck, sets it running again with `budget` more drives
 /// and the lease held by `owner` ([`REDRIVE`]), and returns that record.
 pub async fn take_stuck(saga_id: &str, owner: &str, budget: u32, now_ms: u64) -> Result<TakenStuck, ApiError> {
-    let key = scripts::saga_key(saga_id);
-    let raw = redis_idempotent(|conn| {
-        let key = key.clone();
-        async move { conn.get(&key).await }
-    })
-    .await?;
-    let Some(raw) = raw.map(|r| String::from_utf8_lossy(&r).into_owned()) else { return Ok(TakenStuck::Unknown) };
-    let Some(record) = Record::decode_for(saga_id, &raw) else { return Ok(TakenStuck::Unknown) };
-    let Some(redriven) = record.redriven(budget, now_ms) else { return Ok(TakenStuck::NotStuck(record)) };
-    let (json, lease, now) = (redriven.encode(), LEASE_MS.to_string(), now_ms.to_string());
+    let Some(raw) = load_raw(saga_id).await? else { return Ok(TakenStuck::Unknown) };
+    let redriven = match AnyRecord::decode_for(saga_id, &raw) {
+        None => return Ok(TakenStuck::Unknown),
+        Some(AnyRecord::Checkout(r)) => r.redriven(budget, now_ms).map(AnyRecord::Checkout).ok_or(r.state),
+        Some(AnyRecord::Rental(r)) => r.redriven(budget, now_ms).map(AnyRecord::Rental).ok_or(r.state),
+    };
+    let redriven = match redriven {
+        Ok(record) => record,
+        Err(state) => return Ok(TakenStuck::NotStuck(state)),
+    };
+    let json = match &redriven {
+        AnyRecord::Checkout(r) => r.encode(),
+        AnyRecord::Rental(r) => r.encode(),
+    };
+    let (lease, now) = (LEASE_MS.to_string(), now_ms.to_string());
     // Not retried blindly: a lost reply that had taken the saga would make the retry say "raced".
     let reply =
         script_once(&REDRIVE, [saga_id, raw.as_str(), json.as_str(), owner, lease.as_str(), now.as_str()]).await?;
-    Ok(if int_reply(&reply) == 1 { TakenStuck::Taken(redriven) } else { TakenStuck::Raced })
+    Ok(if int_reply(&reply) == 1 { TakenStuck::Taken(Box::new(redriven)) } else { TakenStuck::Raced })
 }
 
 /// The attempt number of the order generation's current saga, if any.
@@ -131,8 +152,8 @@ pub async fn current_attempt(order_id: &str, generation: i64) -> Result<Option<i
     Ok(raw.and_then(|r| String::from_utf8_lossy(&r).parse().ok()))
 }
 
-/// Claims up to `limit` due sagas for `owner`.
-pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<Record>, ApiError> {
+/// Claims up to `limit` due sagas for `owner`, of every workflow.
+pub async fn claim(owner: &str, limit: usize, now_ms: u64) -> Result<Vec<AnyRecord>, ApiError> {
     let (now, lease, limit) = (now_ms.to_string(), LEASE_MS.to_string(), limit.to_string());
     let reply = script_once(&CLAIM, [now, lease, owner.to_string(), limit, state_field(State::Running)]).await?;
     Ok(records_of(&reply_texts(&reply)))

@@ -14,11 +14,12 @@
 //! invocation at a time, with no redelivery, so the work lives in Redis (`orders:sagas:active`)
 //! and any message, or several, lead to the same drain.
 
-use crate::participants::Services;
-use crate::saga_store::{self, LEASE_MS, Lease, SagaNext, WallClock, unique_token};
+use crate::saga_runner;
+use crate::saga_store::{self, LEASE_MS, WallClock, unique_token};
 use market_core::ApiError;
 use market_core::metrics::Tally;
-use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, drive, retry_delay_ms};
+use order_domain::rental::AnyRecord;
+use order_domain::saga::{Clock, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use spin_kit::concurrent::join_all;
 use spin_kit::{Reply, Request, respond, vars};
@@ -86,7 +87,7 @@ async fn drain_counting(budget_ms: u64, counted: &mut Tally) -> Result<DrainRepo
         report.driven += claimed.len();
         let driven = claimed.len() as u64;
         let drives = claimed.into_iter().map(|record| {
-            let saga_id = record.plan.saga_id.clone();
+            let saga_id = record.saga_id().to_string();
             spin_kit::request_context::with_field("saga_id", saga_id, drive_one(record, &owner))
         });
         let compensations: u64 = join_all(drives.collect()).await.into_iter().sum();
@@ -142,27 +143,16 @@ async fn request_drain() -> anyhow::Result<DrainReport> {
     Ok(serde_json::from_slice(&answer.body)?)
 }
 
-/// Drives one claimed saga; the compensation steps it performed.
-async fn drive_one(mut record: Record, owner: &str) -> u64 {
-    let clock = WallClock;
-    let plan = record.plan.clone();
-    let lease = Lease { saga_id: &plan.saga_id, owner };
-    let report = drive(&plan, &Services, &clock, &lease, &worker_policy(), "worker").await;
-    let now = clock.now_ms();
-    record.apply(&report, now);
-    let written = match report.result {
-        DriveResult::Final { .. } => saga_store::save(&record, owner, SagaNext::Final, now).await,
-        DriveResult::Retry { .. } => {
-            saga_store::save(&record, owner, SagaNext::RetryAt(now + retry_delay_ms(record.drives)), now).await
-        }
-        DriveResult::Fenced => Ok(false),
-    };
-    if let Err(e) = written {
+/// Drives one claimed saga, of any workflow; the compensation steps it performed.
+async fn drive_one(record: AnyRecord, owner: &str) -> u64 {
+    let saga_id = record.saga_id().to_string();
+    let (_, driven) = saga_runner::drive_any(record, owner, &worker_policy(), "worker").await;
+    if let Err(e) = driven.written {
         spin_kit::log::write(
             spin_kit::log::Level::Warn,
-            format_args!("saga {} record not written ({e}); its lease expires and it is driven again", plan.saga_id),
-            &[("saga_id", &plan.saga_id)],
+            format_args!("saga {saga_id} record not written ({e}); its lease expires and it is driven again"),
+            &[("saga_id", &saga_id)],
         );
     }
-    report.compensations(&order_domain::saga::CHECKOUT)
+    driven.compensations
 }

@@ -2,7 +2,7 @@
 //! the answers they read. The request types are the ones the payment service's own endpoints
 //! parse, so the two sides cannot drift apart.
 
-use crate::saga::SagaCharge;
+use crate::saga::{SagaCharge, SagaCredit};
 use market_core::service_call::ServiceCall;
 use serde::Serialize;
 
@@ -38,6 +38,17 @@ pub fn refund(saga_id: &str) -> ServiceCall {
     ServiceCall::post(format!("http://payment-refund.spin.internal/payment/refund/{saga_id}"))
 }
 
+/// The rental saga's step "credit owner": `POST /payment/credit/:saga_id/:user_id/:amount`.
+pub fn credit(credit: &SagaCredit) -> ServiceCall {
+    let SagaCredit { saga_id, user_id, amount } = credit;
+    ServiceCall::post(format!("http://payment-credit.spin.internal/payment/credit/{saga_id}/{user_id}/{amount}"))
+}
+
+/// The rental saga's compensation "reverse credit": `POST /payment/reverse_credit/:saga_id`.
+pub fn reverse_credit(saga_id: &str) -> ServiceCall {
+    ServiceCall::post(format!("http://payment-reverse-credit.spin.internal/payment/reverse_credit/{saga_id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +63,15 @@ mod tests {
         let parsed = ChargeManyRequest::parse(charge_many(&charges).body.as_bytes());
         assert_eq!(parsed.map(|r| r.charges), Ok(charges.iter().cloned().map(Ok).collect()));
         assert_eq!(charge(&charges[0]).url, "http://payment-charge.spin.internal/payment/charge/a.0.0/u/5");
+    }
+
+    #[test]
+    fn the_credit_steps_reach_their_components() {
+        let owed = SagaCredit { saga_id: "rental:r-1".into(), user_id: "u".into(), amount: 7 };
+        assert_eq!(credit(&owed).url, "http://payment-credit.spin.internal/payment/credit/rental:r-1/u/7");
+        assert_eq!(
+            reverse_credit("rental:r-1").url,
+            "http://payment-reverse-credit.spin.internal/payment/reverse_credit/rental:r-1"
+        );
     }
 }

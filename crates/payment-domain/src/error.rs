@@ -17,6 +17,19 @@ pub enum PaymentError {
     /// Refunding the saga's charge would take the credit past the largest 64-bit integer: refused,
     /// the charge stays on record.
     RefundWouldOverflow { saga_id: String },
+    /// A saga's credit refused by an earlier call (an unknown user, or a credit past the largest
+    /// 64-bit integer): nothing credited.
+    CreditRefused { saga_id: String },
+    /// Crediting the saga's amount would take the user's credit past the largest 64-bit
+    /// integer: refused, nothing credited.
+    CreditWouldOverflow { saga_id: String, user_id: String },
+    /// A saga's credit arrived after its reverse: nothing credited.
+    CreditBlocked { saga_id: String },
+    /// A saga's credit arrived again after it was made and reversed: nothing credited again.
+    CreditAlreadyReversed { saga_id: String },
+    /// Reversing the saga's credit would take the owner's credit below zero (the owner spent
+    /// it): refused, the credit stays on record.
+    ReverseCreditRefused { saga_id: String },
 }
 
 impl fmt::Display for PaymentError {
@@ -36,6 +49,21 @@ impl fmt::Display for PaymentError {
                 f,
                 "refund of saga {saga_id} refused: the credit cannot take the amount back; the charge stays on record"
             ),
+            PaymentError::CreditRefused { saga_id } => write!(f, "the credit of saga {saga_id} was refused"),
+            PaymentError::CreditWouldOverflow { saga_id, user_id } => write!(
+                f,
+                "credit of saga {saga_id} refused: adding the amount to the credit of user {user_id} overflows it"
+            ),
+            PaymentError::CreditBlocked { saga_id } => {
+                write!(f, "credit of saga {saga_id} refused: the credit was reversed before it was made")
+            }
+            PaymentError::CreditAlreadyReversed { saga_id } => {
+                write!(f, "credit of saga {saga_id} refused: the credit was already made and reversed")
+            }
+            PaymentError::ReverseCreditRefused { saga_id } => write!(
+                f,
+                "reverse of the credit of saga {saga_id} refused: the owner no longer has the amount; the credit stays on record"
+            ),
         }
     }
 }
@@ -49,7 +77,12 @@ impl From<PaymentError> for ApiError {
             PaymentError::UnknownUser { .. } => ApiError::NotFound(message),
             PaymentError::InsufficientCredit { .. }
             | PaymentError::SagaAlreadyRefunded { .. }
-            | PaymentError::RefundWouldOverflow { .. } => ApiError::Conflict(message),
+            | PaymentError::RefundWouldOverflow { .. }
+            | PaymentError::CreditRefused { .. }
+            | PaymentError::CreditWouldOverflow { .. }
+            | PaymentError::CreditBlocked { .. }
+            | PaymentError::CreditAlreadyReversed { .. }
+            | PaymentError::ReverseCreditRefused { .. } => ApiError::Conflict(message),
             PaymentError::CreditOverflow { .. } => ApiError::BadRequest(message),
         }
     }

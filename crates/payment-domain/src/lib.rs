@@ -1,6 +1,7 @@
 //! The payment service's domain: what a user's account is, what its endpoints accept, the
-//! errors of its rules, the outcomes of the checkout saga's `charge` and `refund` steps, and the
-//! SQL that changes credit atomically.
+//! errors of its rules, the outcomes of the checkout saga's `charge` and `refund` steps and of
+//! the rental saga's `credit` and `reverse_credit` steps, and the SQL that changes credit
+//! atomically.
 //!
 //! No Spin types here: the component glue (`payment-service`) performs the I/O this crate
 //! describes, and this crate is unit-tested natively.
@@ -15,5 +16,8 @@ pub mod sql;
 pub mod user;
 
 pub use error::PaymentError;
-pub use saga::{ChargeManyRequest, ChargeOutcome, ChargeStep, RefundOutcome, RefundStep};
+pub use saga::{
+    ChargeManyRequest, ChargeOutcome, ChargeStep, CreditOutcome, CreditStep, RefundOutcome, RefundStep,
+    ReverseCreditOutcome, ReverseCreditStep, SagaCredit,
+};
 pub use user::{BatchInit, CreditChange, User};

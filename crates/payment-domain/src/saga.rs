@@ -1,9 +1,11 @@
-//! The payment service's steps in the checkout saga: `charge` (forward) and `refund`
-//! (compensation), both idempotent per saga id. The rules live in the server-side functions
-//! `payment.charge` and `payment.refund` (infra/functions/payment.sql); this module parses the
-//! requests and what those functions answer.
+//! The payment service's saga steps, all idempotent per saga id: in the checkout saga, `charge`
+//! (forward) and `refund` (compensation); in the rental saga, `credit` (forward: the item's
+//! owner is credited) and `reverse_credit` (compensation). The rules live in the server-side
+//! functions `payment.charge`, `payment.refund`, `payment.credit` and `payment.reverse_credit`
+//! (infra/functions/payment.sql); this module parses the requests and what those functions
+//! answer.
 //!
-//! The two steps are private routes, reached only through Spin's service chaining.
+//! The steps are private routes, reached only through Spin's service chaining.
 
 use crate::PaymentError;
 use market_core::{ApiError, parse_id, parse_non_negative};
@@ -123,6 +125,44 @@ impl<'a> RefundStep<'a> {
     }
 }
 
+/// `POST /payment/credit/{saga_id}/{user_id}/{amount}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditStep<'a> {
+    pub saga_id: &'a str,
+    pub user_id: &'a str,
+    pub amount: i64,
+}
+
+impl<'a> CreditStep<'a> {
+    pub fn parse(saga_id: &'a str, user_id: &'a str, amount: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            saga_id: parse_id("saga_id", saga_id)?,
+            user_id: parse_id("user_id", user_id)?,
+            amount: parse_non_negative("amount", amount)?,
+        })
+    }
+}
+
+/// One saga's credit of an item's owner (the rental saga's step "credit owner").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SagaCredit {
+    pub saga_id: String,
+    pub user_id: String,
+    pub amount: i64,
+}
+
+/// `POST /payment/reverse_credit/{saga_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReverseCreditStep<'a> {
+    pub saga_id: &'a str,
+}
+
+impl<'a> ReverseCreditStep<'a> {
+    pub fn parse(saga_id: &'a str) -> Result<Self, ApiError> {
+        Ok(Self { saga_id: parse_id("saga_id", saga_id)? })
+    }
+}
+
 /// An answer of `payment.charge` that this crate does not know: a bug, answered 500.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownOutcome(pub String);
@@ -224,6 +264,98 @@ impl RefundOutcome {
     }
 }
 
+/// What `payment.credit` did for a saga (now or on an earlier call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditOutcome {
+    /// The amount was added to the user's credit.
+    Credited,
+    /// Refused by an earlier call (an unknown user, or a credit past 2^63 − 1): nothing added.
+    Refused,
+    /// No such user: nothing added (recorded as refused).
+    UnknownUser,
+    /// The user's credit cannot take the amount below 2^63 − 1: nothing added (recorded as
+    /// refused).
+    WouldOverflow,
+    /// The saga's credit was reversed before it was made: nothing added.
+    Blocked,
+    /// The saga's credit was made and reversed already: nothing added again.
+    AlreadyReversed,
+}
+
+impl CreditOutcome {
+    pub fn parse(raw: &str) -> Result<Self, UnknownOutcome> {
+        match raw {
+            "credited" => Ok(CreditOutcome::Credited),
+            "refused" => Ok(CreditOutcome::Refused),
+            "unknown_user" => Ok(CreditOutcome::UnknownUser),
+            "credit_overflow" => Ok(CreditOutcome::WouldOverflow),
+            "blocked" => Ok(CreditOutcome::Blocked),
+            "reversed" => Ok(CreditOutcome::AlreadyReversed),
+            other => Err(UnknownOutcome(other.to_string())),
+        }
+    }
+
+    /// `Ok` when the owner is (or was already) credited; otherwise the refusal the caller gets:
+    /// 404 for an unknown user, 409 for the rest. The saga treats both as a final "no".
+    pub fn into_result(self, step: &CreditStep<'_>) -> Result<(), PaymentError> {
+        let saga_id = step.saga_id.to_string();
+        match self {
+            CreditOutcome::Credited => Ok(()),
+            CreditOutcome::Refused => Err(PaymentError::CreditRefused { saga_id }),
+            CreditOutcome::UnknownUser => Err(PaymentError::UnknownUser { user_id: step.user_id.to_string() }),
+            CreditOutcome::WouldOverflow => {
+                Err(PaymentError::CreditWouldOverflow { saga_id, user_id: step.user_id.to_string() })
+            }
+            CreditOutcome::Blocked => Err(PaymentError::CreditBlocked { saga_id }),
+            CreditOutcome::AlreadyReversed => Err(PaymentError::CreditAlreadyReversed { saga_id }),
+        }
+    }
+}
+
+/// What `payment.reverse_credit` did for a saga, as the endpoint reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReverseCreditOutcome {
+    /// The credited amount was taken back (now or on an earlier call).
+    Reversed,
+    /// Nothing was ever credited for the saga (its credit was refused, or never made: a late
+    /// credit is refused).
+    NothingCredited,
+    /// The owner no longer has the amount: nothing changed, the credit stays on record (see
+    /// `payment.reverse_credit` in infra/functions/payment.sql).
+    InsufficientCredit,
+}
+
+impl ReverseCreditOutcome {
+    pub fn parse(raw: &str) -> Result<Self, UnknownOutcome> {
+        match raw {
+            "reversed" => Ok(ReverseCreditOutcome::Reversed),
+            "nothing_credited" => Ok(ReverseCreditOutcome::NothingCredited),
+            "insufficient_credit" => Ok(ReverseCreditOutcome::InsufficientCredit),
+            other => Err(UnknownOutcome(other.to_string())),
+        }
+    }
+
+    /// `Ok` when the reverse is done (or there was nothing to take back); otherwise the refusal
+    /// the caller gets (409, for good: the saga reads it as the compensation's answer).
+    pub fn into_result(self, step: &ReverseCreditStep<'_>) -> Result<Self, PaymentError> {
+        match self {
+            ReverseCreditOutcome::InsufficientCredit => {
+                Err(PaymentError::ReverseCreditRefused { saga_id: step.saga_id.to_string() })
+            }
+            done => Ok(done),
+        }
+    }
+
+    /// The `outcome` field of the response.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReverseCreditOutcome::Reversed => "reversed",
+            ReverseCreditOutcome::NothingCredited => "nothing_credited",
+            ReverseCreditOutcome::InsufficientCredit => "insufficient_credit",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +423,54 @@ mod tests {
         assert_eq!(status("refunded"), Err(409), "a charge after its refund charges nothing and says no");
         assert_eq!(ChargeOutcome::parse("maybe"), Err(UnknownOutcome("maybe".into())));
         assert_eq!(ApiError::from(UnknownOutcome("maybe".into())).status(), 500);
+    }
+
+    #[test]
+    fn credit_steps_check_their_parameters() {
+        assert_eq!(
+            CreditStep::parse("rental:r-1", "u-7", "25"),
+            Ok(CreditStep { saga_id: "rental:r-1", user_id: "u-7", amount: 25 })
+        );
+        assert_eq!(CreditStep::parse("s", "u", "0").map(|s| s.amount), Ok(0));
+        for (saga, user, amount) in
+            [("", "u", "3"), ("s", "", "3"), ("s", "u", "-3"), ("s", "u", "1.5"), ("s", "u", "99999999999999999999")]
+        {
+            assert_eq!(
+                CreditStep::parse(saga, user, amount).unwrap_err().status(),
+                400,
+                "{saga:?} {user:?} {amount:?}"
+            );
+        }
+        assert_eq!(ReverseCreditStep::parse("rental:r-1"), Ok(ReverseCreditStep { saga_id: "rental:r-1" }));
+        assert_eq!(ReverseCreditStep::parse("").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn credit_outcomes_map_to_done_or_refusals() {
+        let step = CreditStep { saga_id: "s", user_id: "u", amount: 5 };
+        let status =
+            |raw: &str| CreditOutcome::parse(raw).unwrap().into_result(&step).map_err(|e| ApiError::from(e).status());
+        assert_eq!(status("credited"), Ok(()));
+        assert_eq!(status("refused"), Err(409));
+        assert_eq!(status("unknown_user"), Err(404));
+        assert_eq!(status("credit_overflow"), Err(409));
+        assert_eq!(status("blocked"), Err(409), "a credit after its reverse credits nothing and says no");
+        assert_eq!(status("reversed"), Err(409));
+        let blocked = CreditOutcome::Blocked.into_result(&step).unwrap_err();
+        assert!(blocked.to_string().contains("reversed before it was made"), "{blocked}");
+        assert_eq!(CreditOutcome::parse("maybe"), Err(UnknownOutcome("maybe".into())));
+    }
+
+    #[test]
+    fn reverse_credit_outcomes_say_whether_credit_was_taken_back() {
+        let step = ReverseCreditStep { saga_id: "s" };
+        let answer = |raw: &str| ReverseCreditOutcome::parse(raw).unwrap().into_result(&step);
+        assert_eq!(answer("reversed").map(ReverseCreditOutcome::as_str), Ok("reversed"));
+        assert_eq!(answer("nothing_credited").map(ReverseCreditOutcome::as_str), Ok("nothing_credited"));
+        let short = ApiError::from(answer("insufficient_credit").unwrap_err());
+        assert_eq!(short.status(), 409, "a refusal for good, not a failure to retry");
+        assert!(short.message().contains("no longer has"), "{short}");
+        assert!(ReverseCreditOutcome::parse("credited").is_err());
     }
 
     #[test]

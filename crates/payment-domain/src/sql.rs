@@ -45,3 +45,10 @@ pub const CHARGE_MANY: &str = "SELECT o_saga, o_outcome FROM payment.charge_many
 
 /// `$1` saga id → outcome (see `saga::RefundOutcome`; infra/functions/payment.sql).
 pub const REFUND: &str = "SELECT payment.refund($1) AS outcome";
+
+/// `$1` saga id, `$2` user id, `$3` amount → outcome (see `saga::CreditOutcome`;
+/// infra/functions/payment.sql).
+pub const CREDIT: &str = "SELECT payment.credit($1, $2, $3) AS outcome";
+
+/// `$1` saga id → outcome (see `saga::ReverseCreditOutcome`; infra/functions/payment.sql).
+pub const REVERSE_CREDIT: &str = "SELECT payment.reverse_credit($1) AS outcome";

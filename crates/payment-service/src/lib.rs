@@ -1,13 +1,13 @@
 //! The payment service's endpoints (one component each): `create_user`, `find_user`,
 //! `add_funds`, `pay`, `batch_init`, `open_account` (private: the accounts service's register), and the checkout saga's participant steps `charge` (also
-//! batched: `charge_many`) and `refund` (private routes, reached through service chaining). Each handler parses its
-//! parameters with `payment-domain` and reads or changes Postgres (schema `payment`, the only
-//! truth; no cache) in one statement.
+//! batched: `charge_many`) and `refund`, and the rental saga's `credit` and `reverse_credit` (private routes, reached
+//! through service chaining). Each handler parses its parameters with `payment-domain` and reads or changes Postgres
+//! (schema `payment`, the only truth; no cache) in one statement.
 
 use market_core::{ApiError, parse_id};
 use payment_domain::{
-    BatchInit, ChargeManyRequest, ChargeOutcome, ChargeStep, CreditChange, PaymentError, RefundOutcome, RefundStep,
-    User, sql,
+    BatchInit, ChargeManyRequest, ChargeOutcome, ChargeStep, CreditChange, CreditOutcome, CreditStep, PaymentError,
+    RefundOutcome, RefundStep, ReverseCreditOutcome, ReverseCreditStep, User, sql,
 };
 use spin_kit::pg_store::{
     create_returning, execute, pg_failure, query, query_text, query_texts, query_unmapped, sqlstate,
@@ -39,7 +39,7 @@ pub async fn find_user(req: Request) -> Result<Reply, ApiError> {
     auth::require_user(&req, user_id).await?;
     let rows = query(sql::FIND_USER, vec![ParameterValue::Str(user_id.to_string())]).await?;
     let row = rows.first().ok_or_else(|| PaymentError::UnknownUser { user_id: user_id.to_string() })?;
-    Ok(respond::ok(&User { user_id: user_id.to_string(), credit: credit(row)? }))
+    Ok(respond::ok(&User { user_id: user_id.to_string(), credit: credit_column(row)? }))
 }
 
 /// `POST /payment/add_funds/:user_id/:amount` → the user with the new credit; 400 on overflow.
@@ -53,7 +53,7 @@ pub async fn add_funds(req: Request) -> Result<Reply, ApiError> {
         other => other.map_err(pg_failure)?,
     };
     let row = rows.first().ok_or_else(|| PaymentError::UnknownUser { user_id: change.user_id.to_string() })?;
-    Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit(row)? }))
+    Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit_column(row)? }))
 }
 
 /// `POST /payment/pay/:user_id/:amount` → the user with the new credit; 409 (nothing changed)
@@ -63,7 +63,7 @@ pub async fn pay(req: Request) -> Result<Reply, ApiError> {
     auth::require_user(&req, change.user_id).await?;
     let rows = query(sql::PAY, change_params(&change)).await?;
     match rows.first() {
-        Some(row) => Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit(row)? })),
+        Some(row) => Ok(respond::ok(&User { user_id: change.user_id.to_string(), credit: credit_column(row)? })),
         None => Err(refusal_reason(&change).await?.into()),
     }
 }
@@ -131,6 +131,38 @@ pub async fn refund(req: Request) -> Result<Reply, ApiError> {
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
 }
 
+/// `POST /payment/credit/:saga_id/:user_id/:amount` (the rental saga's step "credit owner",
+/// idempotent per saga): adds the amount to the user's credit once; 200 `{"outcome":
+/// "credited"}`; 409 when refused (the credit would pass 2^63 − 1, or the saga's credit was
+/// already reversed, or was reversed before it was made); 404 for an unknown user (also a
+/// refusal).
+pub async fn credit(req: Request) -> Result<Reply, ApiError> {
+    let step = CreditStep::parse(
+        route::param(&req, "saga_id")?,
+        route::param(&req, "user_id")?,
+        route::param(&req, "amount")?,
+    )?;
+    let params = vec![
+        ParameterValue::Str(step.saga_id.to_string()),
+        ParameterValue::Str(step.user_id.to_string()),
+        ParameterValue::Int64(step.amount),
+    ];
+    let outcome = CreditOutcome::parse(&query_text(sql::CREDIT, params, "outcome").await?)?;
+    outcome.into_result(&step)?;
+    Ok(respond::ok(&serde_json::json!({ "outcome": "credited" })))
+}
+
+/// `POST /payment/reverse_credit/:saga_id` (the compensation of "credit owner", idempotent per
+/// saga): takes back what the saga credited; 200 `{"outcome": "reversed" | "nothing_credited"}`
+/// (nothing credited: a late credit of the saga is then refused); 409 (for good: nothing
+/// changed, the credit stays on record) when the owner no longer has the amount.
+pub async fn reverse_credit(req: Request) -> Result<Reply, ApiError> {
+    let step = ReverseCreditStep::parse(route::param(&req, "saga_id")?)?;
+    let raw = query_text(sql::REVERSE_CREDIT, vec![ParameterValue::Str(step.saga_id.to_string())], "outcome").await?;
+    let outcome = ReverseCreditOutcome::parse(&raw)?.into_result(&step)?;
+    Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
+}
+
 /// After a refused `pay`: was the user unknown, or short of credit?
 async fn refusal_reason(change: &CreditChange<'_>) -> Result<PaymentError, ApiError> {
     let rows = query(sql::USER_EXISTS, vec![ParameterValue::Str(change.user_id.to_string())]).await?;
@@ -146,6 +178,6 @@ fn change_params(change: &CreditChange<'_>) -> Vec<ParameterValue> {
     vec![ParameterValue::Str(change.user_id.to_string()), ParameterValue::Int64(change.amount)]
 }
 
-fn credit(row: &Row) -> Result<i64, ApiError> {
+fn credit_column(row: &Row) -> Result<i64, ApiError> {
     row.get::<i64>("credit").ok_or_else(|| ApiError::Internal("column credit is not a bigint".into()))
 }

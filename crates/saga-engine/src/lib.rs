@@ -172,7 +172,8 @@ impl<S: Copy + Eq + std::fmt::Debug> DriveReport<S> {
 }
 
 /// Runs a saga of `workflow` from its first step until it finishes, keeps failing, or the lease
-/// is lost. `perform` performs one step (the workflow's participants, with the saga's plan).
+/// is lost. `perform` performs one step (the workflow's participants, with the saga's plan), given
+/// why the saga compensates, if it does.
 pub async fn drive<S, F, Fut, C, L>(
     workflow: &Workflow<S>,
     perform: F,
@@ -183,7 +184,7 @@ pub async fn drive<S, F, Fut, C, L>(
 ) -> DriveReport<S>
 where
     S: Copy + Eq + std::fmt::Debug,
-    F: Fn(S) -> Fut,
+    F: Fn(S, Option<String>) -> Fut,
     Fut: Future<Output = Outcome>,
     C: Clock,
     L: Fence,
@@ -200,7 +201,7 @@ where
             }
             renewed_at = clock.now_ms();
         }
-        let outcome = perform(step).await;
+        let outcome = perform(step, reason.clone()).await;
         events.push(Event::new(clock.now_ms(), by, step, &outcome));
         match workflow.next(step, &outcome, reason.clone()) {
             Next::Do { step: s, reason: r } => {

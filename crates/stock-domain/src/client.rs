@@ -3,6 +3,7 @@
 //! endpoints parse and write, so the two sides cannot drift apart.
 
 use crate::item::Item;
+use crate::listing::ItemDetail;
 use crate::reservation::{ReserveRequest, SagaReservation};
 use market_core::service_call::ServiceCall;
 use serde::Serialize;
@@ -14,6 +15,17 @@ pub fn find(item_id: &str) -> ServiceCall {
 
 /// Reads a 200 answer of [`find`].
 pub fn read_item(body: &[u8]) -> Option<Item> {
+    serde_json::from_slice(body).ok()
+}
+
+/// `GET /stock/items/:item_id`: the item's page ([`ItemDetail`]: its listing and stock), 404 if
+/// unknown.
+pub fn item_page(item_id: &str) -> ServiceCall {
+    ServiceCall::get(format!("http://stock-item.spin.internal/stock/items/{item_id}"))
+}
+
+/// Reads a 200 answer of [`item_page`].
+pub fn read_item_page(body: &[u8]) -> Option<ItemDetail> {
     serde_json::from_slice(body).ok()
 }
 

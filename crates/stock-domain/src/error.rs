@@ -19,6 +19,8 @@ pub enum StockError {
     /// A saga's release refused: an item cannot take its units back without overflowing; the
     /// units stay reserved by the saga, on record.
     ReleaseRefused { reason: String },
+    /// The item cannot be deleted: a rental holds it (an open reservation of a rental saga).
+    ActiveRental { item_id: String },
 }
 
 impl fmt::Display for StockError {
@@ -33,6 +35,9 @@ impl fmt::Display for StockError {
             }
             StockError::ReservationRefused { reason } => f.write_str(reason),
             StockError::ReleaseRefused { reason } => write!(f, "release refused: {reason}"),
+            StockError::ActiveRental { item_id } => {
+                write!(f, "the item has an active rental: item {item_id} cannot be deleted while a rental holds it")
+            }
         }
     }
 }
@@ -46,7 +51,8 @@ impl From<StockError> for ApiError {
             StockError::UnknownItem { .. } => ApiError::NotFound(message),
             StockError::InsufficientStock { .. }
             | StockError::ReservationRefused { .. }
-            | StockError::ReleaseRefused { .. } => ApiError::Conflict(message),
+            | StockError::ReleaseRefused { .. }
+            | StockError::ActiveRental { .. } => ApiError::Conflict(message),
             StockError::StockOverflow { .. } => ApiError::BadRequest(message),
         }
     }
@@ -65,5 +71,8 @@ mod tests {
         assert_eq!(status(StockError::ReservationRefused { reason: "out of stock".into() }), 409);
         let release: ApiError = StockError::ReleaseRefused { reason: "overflow".into() }.into();
         assert_eq!((release.status(), release.message()), (409, "release refused: overflow".to_string()));
+        let rented: ApiError = StockError::ActiveRental { item_id: "a".into() }.into();
+        assert_eq!(rented.status(), 409);
+        assert!(rented.message().starts_with("the item has an active rental"), "{rented}");
     }
 }

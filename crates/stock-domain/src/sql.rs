@@ -66,8 +66,10 @@ pub fn patch_item(columns: &[&str]) -> String {
 /// `$1` item id → `owner_id` (null: nobody's); no row if the item does not exist.
 pub const ITEM_OWNER: &str = "SELECT owner_id FROM stock.items WHERE item_id = $1";
 
-/// `$1` item id → the deleted id; no row if there was none.
-pub const DELETE_ITEM: &str = "DELETE FROM stock.items WHERE item_id = $1 RETURNING item_id";
+/// `$1` item id → `outcome`: `deleted`, `unknown_item`, or `rental_hold` (a rental holds the
+/// item: nothing changed). The check and the delete are one call of `stock.delete_item`
+/// (infra/functions/stock.sql), so no rental can take the item between them.
+pub const DELETE_ITEM: &str = "SELECT stock.delete_item($1) AS outcome";
 
 /// `$1` item id → stock, price.
 pub const FIND_ITEM: &str = "SELECT stock, price FROM stock.items WHERE item_id = $1";

@@ -8,9 +8,10 @@ use crate::find_view;
 use crate::unknown_item;
 use market_core::{ApiError, parse_id};
 use spin_kit::auth::{self, Claims};
-use spin_kit::pg_store::query;
+use spin_kit::pg_store::{query, query_text};
 use spin_kit::{Reply, Request, body, respond, route};
 use spin_sdk::pg::{ParameterValue, Row};
+use stock_domain::error::StockError;
 use stock_domain::find_view::{DetailLookup, ListLookup};
 use stock_domain::listing::{ItemDetail, ItemPatch, ListEntry, ListQuery, NewItem, PatchValue, encode_cursor};
 use stock_domain::sql;
@@ -101,18 +102,21 @@ pub async fn change(req: Request) -> Result<Reply, ApiError> {
     Ok(respond::ok(&item))
 }
 
-/// `DELETE /stock/items/:item_id` (the owner's token) → `{"deleted": "<id>"}`.
+/// `DELETE /stock/items/:item_id` (the owner's token) → `{"deleted": "<id>"}`; 409 (nothing
+/// changed) while a rental holds the item: a reservation of a rental saga (`rental:...`) still
+/// `reserved`. The check and the delete are one statement ([`sql::DELETE_ITEM`]).
 pub async fn remove(req: Request) -> Result<Reply, ApiError> {
     let item_id = parse_id("item_id", route::param(&req, "item_id")?)?.to_string();
     let claims = auth::authenticate(&req).await?;
     require_owner(&claims, &item_id).await?;
     let params = [ParameterValue::Str(item_id.clone())];
-    let write = find_view::writing(std::slice::from_ref(&item_id), query(sql::DELETE_ITEM, params));
-    let rows = find_view::listing_change(write).await?;
-    if rows.is_empty() {
-        return Err(unknown_item(&item_id));
+    let write = find_view::writing(std::slice::from_ref(&item_id), query_text(sql::DELETE_ITEM, params, "outcome"));
+    match find_view::listing_change(write).await?.as_str() {
+        "deleted" => Ok(respond::ok(&serde_json::json!({ "deleted": item_id }))),
+        "unknown_item" => Err(unknown_item(&item_id)),
+        "rental_hold" => Err(StockError::ActiveRental { item_id }.into()),
+        other => Err(ApiError::Internal(format!("stock.delete_item answered an unknown outcome {other:?}"))),
     }
-    Ok(respond::ok(&serde_json::json!({ "deleted": item_id })))
 }
 
 /// Where tokens are required, only the item's owner (an admin, for an item nobody owns) may

@@ -226,3 +226,40 @@ fn a_list_page_is_never_stale_after_a_listing_change() {
     // The list shows listings, not stock: its entries have none.
     assert!(app().get(&mine).json()["items"][0].get("stock").is_none());
 }
+
+#[test]
+fn an_item_with_an_active_rental_is_not_taken_down() {
+    let owner = app().new_session("lender");
+    let rented = new_item(&owner, "Tent", "camping");
+    let checked_out = new_item(&owner, "Stove", "camping");
+    let delete =
+        |item: &str| app().send("DELETE", &format!("/stock/items/{item}"), &[("authorization", &owner.bearer())], b"");
+    // A rental's open reservation holds `rented` (second of its items); a checkout's holds
+    // `checked_out`, which is no rental: it does not keep the item from being taken down.
+    let rental = format!("rental:{rented}");
+    sql(&format!(
+        "INSERT INTO stock.reservations (saga_id, items, quantities, state) VALUES \
+         ('{rental}', ARRAY['{checked_out}', '{rented}'], ARRAY[1, 1]::bigint[], 'reserved'), \
+         ('checkout-{checked_out}', ARRAY['{checked_out}'], ARRAY[1]::bigint[], 'reserved')"
+    ));
+    let refused = delete(&rented);
+    assert_eq!((refused.status, refused.json()["error"].as_str()), (409, Some("conflict")), "{refused:?}");
+    assert!(refused.json()["message"].as_str().unwrap_or("").contains("the item has an active rental"), "{refused:?}");
+    assert_eq!(page(&rented).json()["title"], "Tent", "nothing changed");
+    assert_eq!(sql(&format!("SELECT count(*) FROM stock.items WHERE item_id = '{rented}'")), ["1"]);
+    // The owner check comes first: another user gets 403, not the rental's 409.
+    let other = app().new_session("not_lender");
+    let as_other = app().send("DELETE", &format!("/stock/items/{rented}"), &[("authorization", &other.bearer())], b"");
+    assert_eq!(as_other.status, 403, "{as_other:?}");
+
+    // Once the rental's reservation is released, the item goes; but the rental held
+    // `checked_out` too, so that one waited for the release as well.
+    assert_eq!(delete(&checked_out).status, 409, "the rental holds it as well");
+    sql(&format!("UPDATE stock.reservations SET state = 'released' WHERE saga_id = '{rental}'"));
+    for item in [&rented, &checked_out] {
+        let deleted = delete(item);
+        assert_eq!(deleted.status, 200, "{deleted:?}");
+        assert_eq!(page(item).status, 404);
+    }
+    assert_eq!(delete(&rented).status, 404, "gone");
+}

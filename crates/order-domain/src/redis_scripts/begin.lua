@@ -39,10 +39,7 @@ redis.call('SET', pointer, attempt)
 redis.call('SET', 'orders:saga:' .. id, string.sub(plan, 1, -2) .. ',' .. string.sub(tail, 2))
 redis.call('SET', 'orders:lease:' .. id, owner, 'PX', lease_ms)
 redis.call('ZADD', 'orders:sagas:active', tonumber(now) + tonumber(lease_ms), id)
--- The ladder of alarms (1 s ... 256 s), re-armed only once its 1 s alarm has expired.
-if redis.call('EXISTS', 'orders:alarm:0') == 0 then
-  for i = 0, 8 do redis.call('SET', 'orders:alarm:' .. i, '', 'PX', 1000 * 2 ^ i, 'NX') end
-end
+arm_ladder()
 local leading = '0'
 if ticket ~= '' then
   -- A queue entry, six lines (`QueueEntry`).

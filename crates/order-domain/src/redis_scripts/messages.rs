@@ -14,7 +14,8 @@
 //! | [`records_of`], [`Stuck`] | `CLAIM`, `LIST_STUCK` | the service |
 
 use super::RECORD_RETENTION_MS;
-use crate::saga::{Outcome, Plan, Record, SagaNext, State, StepAnswers};
+use crate::rental::AnyRecord;
+use crate::saga::{Outcome, Plan, Record, SagaNext, SagaPlan, State, StepAnswers};
 use serde_json::{Value, json};
 
 /// The field that tells a saga record's state, as it is in the record's JSON
@@ -137,17 +138,60 @@ impl QueueEntry {
     }
 }
 
+/// The arguments of `START`: a new running record of a rental or a return, and the lease its
+/// driver takes.
+#[derive(Debug, Clone, Copy)]
+pub struct StartArgs<'a, P> {
+    pub record: &'a Record<P>,
+    pub owner: &'a str,
+    pub lease_ms: u64,
+    pub now_ms: u64,
+}
+
+impl<P: SagaPlan> StartArgs<'_, P> {
+    /// ARGV: saga id, record JSON, owner token, lease ms, now ms.
+    pub fn argv(&self) -> Vec<String> {
+        vec![
+            self.record.plan.id().to_string(),
+            self.record.encode(),
+            self.owner.to_string(),
+            self.lease_ms.to_string(),
+            self.now_ms.to_string(),
+        ]
+    }
+}
+
+/// What `START` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started<P> {
+    /// The saga was started: the caller owns its lease and drives it.
+    Drive,
+    /// The saga exists already: its record (running, or ended).
+    Join(Option<Record<P>>),
+}
+
+impl<P: SagaPlan> Started<P> {
+    /// `START`'s reply (as text), for the saga `saga_id`.
+    pub fn decode(saga_id: &str, reply: &[String]) -> Option<Started<P>> {
+        match reply {
+            [tag] if tag == "drive" => Some(Started::Drive),
+            [tag, record] if tag == "join" => Some(Started::Join(Record::decode_for(saga_id, record))),
+            _ => None,
+        }
+    }
+}
+
 /// The arguments of `SAVE_RECORD`: a saga's record after a drive, written if `owner` still holds
 /// its lease, and what comes next for the saga.
 #[derive(Debug, Clone, Copy)]
-pub struct SaveArgs<'a> {
-    pub record: &'a Record,
+pub struct SaveArgs<'a, P = Plan> {
+    pub record: &'a Record<P>,
     pub owner: &'a str,
     pub next: SagaNext,
     pub now_ms: u64,
 }
 
-impl SaveArgs<'_> {
+impl<P: SagaPlan> SaveArgs<'_, P> {
     /// ARGV: saga id, owner token, record JSON, mode (`s` stuck — whatever comes next, a stuck
     /// record is kept for an operator —, `1` final, `0` retry), due ms (of a retry, else 0), now
     /// ms, retention ms ([`RECORD_RETENTION_MS`]).
@@ -158,7 +202,7 @@ impl SaveArgs<'_> {
             (_, SagaNext::RetryAt(due)) => ("0", due),
         };
         vec![
-            self.record.plan.saga_id.clone(),
+            self.record.plan.id().to_string(),
             self.owner.to_string(),
             self.record.encode(),
             mode.to_string(),
@@ -283,13 +327,13 @@ pub fn put_plans_argv<'a>(plans: impl IntoIterator<Item = &'a Plan>) -> Vec<Stri
         .collect()
 }
 
-/// The records of a reply of `saga id, record JSON` pairs (`CLAIM`'s); a record that does not
-/// decode is left out.
-pub fn records_of(pairs: &[String]) -> Vec<Record> {
+/// The records of a reply of `saga id, record JSON` pairs (`CLAIM`'s), whatever their
+/// workflow; a record that does not decode is left out.
+pub fn records_of(pairs: &[String]) -> Vec<AnyRecord> {
     pairs
         .chunks(2)
         .filter_map(|pair| match pair {
-            [id, raw] => Record::decode_for(id, raw),
+            [id, raw] => AnyRecord::decode_for(id, raw),
             _ => None,
         })
         .collect()
@@ -299,7 +343,7 @@ pub fn records_of(pairs: &[String]) -> Vec<Record> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stuck {
     pub total: u64,
-    pub records: Vec<Record>,
+    pub records: Vec<AnyRecord>,
 }
 
 impl Stuck {

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::order::Line;
+use crate::rental::AnyRecord;
 use crate::saga::{Outcome, Plan, Record, SagaNext, State, StepAnswers};
 use redis_test_support::{Reply, TestRedis, texts};
 
@@ -302,7 +303,7 @@ fn claim_takes_the_due_running_sagas_whose_lease_is_free() {
         let argv = strings(["10000", "5000", "worker", "32"]).into_iter().chain([state_field(State::Running)]);
         records_of(&texts(&run(redis, &CLAIM, &argv.collect::<Vec<_>>())))
     };
-    assert_eq!(claim(&mut redis), vec![Record::new(free.clone(), 0)]);
+    assert_eq!(claim(&mut redis), vec![AnyRecord::Checkout(Record::new(free.clone(), 0))]);
     assert_eq!(redis.get(&lease_key(&free.saga_id)).as_deref(), Some("worker"));
     assert_eq!(score(&mut redis, ACTIVE_SAGAS, &free.saga_id), Some(15_000));
     assert_eq!(redis.get(&lease_key(&held.saga_id)).as_deref(), Some("checkout"), "a held lease stays");
@@ -330,8 +331,12 @@ fn list_stuck_and_redrive_hand_a_stuck_saga_back_once() {
         stuck.push(record);
     }
     let list = |redis: &mut TestRedis, most: &str| Stuck::decode(&texts(&run(redis, &LIST_STUCK, &strings([most]))));
-    assert_eq!(list(&mut redis, "1"), Stuck { total: 2, records: vec![stuck[0].clone()] }, "the stuck longest first");
-    assert_eq!(list(&mut redis, "100").records, stuck);
+    assert_eq!(
+        list(&mut redis, "1"),
+        Stuck { total: 2, records: vec![AnyRecord::Checkout(stuck[0].clone())] },
+        "the stuck longest first"
+    );
+    assert_eq!(list(&mut redis, "100").records, stuck.iter().cloned().map(AnyRecord::Checkout).collect::<Vec<_>>());
 
     let id = stuck[0].plan.saga_id.clone();
     let read = redis.get(&saga_key(&id)).expect("a record");
@@ -346,7 +351,7 @@ fn list_stuck_and_redrive_hand_a_stuck_saga_back_once() {
     assert_eq!(redis.get(&lease_key(&id)).as_deref(), Some("operator"));
     assert_eq!((score(&mut redis, STUCK_SAGAS, &id), score(&mut redis, ACTIVE_SAGAS, &id)), (None, Some(6_000)));
     assert_eq!(redrive(&mut redis, &read, "another-operator"), 0, "once");
-    assert_eq!(list(&mut redis, "100"), Stuck { total: 1, records: vec![stuck[1].clone()] });
+    assert_eq!(list(&mut redis, "100"), Stuck { total: 1, records: vec![AnyRecord::Checkout(stuck[1].clone())] });
 
     // One whose lease is held is not taken either.
     let other = stuck[1].plan.saga_id.clone();
@@ -461,4 +466,41 @@ fn begin_does_nothing_for_a_caller_whose_order_it_is_not() {
     assert!(redis.keys("orders:saga:*").is_empty() && redis.keys("orders:checkout:*").is_empty(), "nothing started");
     let owner = BeginArgs { caller: Some(plan.user_id.as_str()), ..args("o-9", "checkout-a", 1_000) };
     assert!(matches!(begin(&mut redis, &owner), Begun::Drive { .. }));
+}
+
+#[test]
+fn start_puts_a_rental_in_the_checkouts_table_where_the_worker_claims_it_with_them() {
+    use crate::rental::{RentableItem, RentalPlan};
+    use crate::saga::SagaPlan;
+    let Some(mut redis) = TestRedis::claim() else { return };
+    let item = RentableItem { item_id: "i".into(), owner_id: "o".into(), daily_price: 3 };
+    let plan = RentalPlan::rental("r1", &item, "b", 2).expect("plan");
+    let rental = Record::new(plan.clone(), 0).with_drive_limit(9);
+    let start = |redis: &mut TestRedis, record: &Record<RentalPlan>, owner: &str| {
+        let argv = StartArgs { record, owner, lease_ms: LEASE_MS, now_ms: 0 }.argv();
+        Started::<RentalPlan>::decode(record.plan.id(), &texts(&run(redis, &START, &argv))).expect("a START reply")
+    };
+    assert_eq!(start(&mut redis, &rental, "rent-request"), Started::Drive);
+    assert_eq!(redis.get(&lease_key("rental:r1")).as_deref(), Some("rent-request"));
+    assert_eq!(score(&mut redis, ACTIVE_SAGAS, "rental:r1"), Some(5_000), "due when its lease ends");
+    assert!(redis.exists("orders:alarm:0"), "the alarms are armed");
+    // A second start finds it (a request sent twice, or a return of the same rental).
+    assert_eq!(start(&mut redis, &rental, "other"), Started::Join(Some(rental.clone())));
+
+    // Its driver died: the worker claims it along with a checkout, each as its own workflow.
+    let checkout = started(&mut redis, "o-1", "dead-checkout", 0);
+    redis.cmd(&["DEL", &lease_key("rental:r1"), &lease_key(&checkout.saga_id)]);
+    let argv = strings(["10000", "5000", "worker", "32"]).into_iter().chain([state_field(State::Running)]);
+    let mut claimed = records_of(&texts(&run(&mut redis, &CLAIM, &argv.collect::<Vec<_>>())));
+    claimed.sort_by_key(|r| r.saga_id().to_string());
+    assert_eq!(claimed, vec![AnyRecord::Checkout(Record::new(checkout, 0)), AnyRecord::Rental(rental.clone())]);
+
+    // Its record is written by SAVE_RECORD as a checkout's is.
+    let mut ended = rental.clone();
+    ended.state = State::Paid;
+    let saved = SaveArgs { record: &ended, owner: "worker", next: SagaNext::Final, now_ms: 10_000 }.argv();
+    assert_eq!(run_int(&mut redis, &SAVE_RECORD, &saved), 1);
+    assert_eq!(score(&mut redis, ACTIVE_SAGAS, "rental:r1"), None);
+    let raw = redis.get(&saga_key("rental:r1")).expect("its record");
+    assert_eq!(AnyRecord::decode_for("rental:r1", &raw), Some(AnyRecord::Rental(ended)));
 }

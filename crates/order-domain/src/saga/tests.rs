@@ -155,6 +155,7 @@ impl World {
                     _ => Outcome::Refused("order changed".into()),
                 }
             }
+            other => Outcome::Invalid(format!("{other:?} is not a checkout's step")),
         }
     }
 }
@@ -435,7 +436,7 @@ fn records_round_trip_with_history() {
     assert_eq!(record.history.len(), 3);
     assert!(!record.encode().contains("saga_id"), "the id is the key, not stored");
     assert_eq!(Record::decode_for(&p.saga_id, &record.encode()), Some(record));
-    assert_eq!(Record::decode_for("o.0.x", "{}"), None);
+    assert_eq!(Record::<Plan>::decode_for("o.0.x", "{}"), None);
 }
 
 #[test]
@@ -658,7 +659,7 @@ fn the_history_keeps_its_first_and_latest_events_and_counts_the_dropped_ones() {
 #[test]
 fn records_written_before_drive_limits_get_the_default_and_limits_parse() {
     let old = r#"{"order_id":"o","generation":0,"user_id":"u","items":[],"total":0,"state":"running","reason":null,"drives":7,"history":[],"created_ms":1,"updated_ms":2}"#;
-    let record = Record::decode_for("o.0.0", old).expect("decodes");
+    let record = Record::<Plan>::decode_for("o.0.0", old).expect("decodes");
     assert_eq!((record.drive_limit, record.history_dropped, record.drives), (DEFAULT_DRIVE_LIMIT, 0, 7));
     assert_eq!(parse_drive_limit("3"), Ok(3));
     assert_eq!(parse_drive_limit(" 100 "), Ok(100));
