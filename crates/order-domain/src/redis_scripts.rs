@@ -9,7 +9,7 @@
 //! | --- | --- |
 //! | `orders:plan:<order>` | hash: the order's copy for checkouts — `p` its [`Plan`](crate::saga::Plan) JSON (no saga id), `g` its generation, `n` its line count |
 //! | `orders:checkout:<order>:<generation>` | the attempt number of the order's current saga |
-//! | `orders:saga:<saga_id>` | the saga [`Record`](crate::saga::Record) as JSON (its id is the key's) |
+//! | `orders:saga:<saga_id>` | the saga [`Record`](crate::saga::Record) as JSON (its id is the key's): a checkout's (`<order>.<generation>.<attempt>`), a rental's (`rental:<id>`) or a return's (`return:<id>`), told apart by the id ([`AnyRecord`](crate::rental::AnyRecord)) |
 //! | `orders:lease:<saga_id>` | the token of the driver that owns the saga, with a TTL |
 //! | `orders:sagas:active` | sorted set of running sagas, scored by when they are due (ms) |
 //! | `orders:sagas:final` | sorted set of final sagas, scored by when they ended (ms): records older than [`RECORD_RETENTION_MS`] are deleted |
