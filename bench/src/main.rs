@@ -329,7 +329,7 @@ async fn listed_items(
 }
 
 /// The `rental` workload's owners, and the items they list between them.
-const RENTAL_OWNERS: usize = 4;
+const RENTAL_OWNERS: usize = 40;
 const RENTAL_ITEMS: usize = 1_000;
 
 const WORDS: &[&str] =

@@ -221,9 +221,10 @@ $$;
 --                      'refused', nothing credited
 --   'blocked'          the saga's credit was reversed before it was made: nothing credited
 --   'reversed'         the saga's credit was made and reversed already: nothing credited again
--- Locks the ledger row (its insert), then the user row (the update). Synchronous commit: the
--- argument that lets a successful charge commit asynchronously is the checkout's (migration
--- 0005), not the rental saga's.
+-- Locks the ledger row (its insert), then the user row (the update). A credit made commits
+-- asynchronously, as a charge taken does, and for the same reason (docs/rentals.md): every answer
+-- of a rental comes after a synchronous commit that follows this step in the WAL ("mark active"
+-- before a 2xx, "cancel rental" before a 4xx); a refusal commits synchronously.
 CREATE OR REPLACE FUNCTION payment.credit(p_saga text, p_user text, p_amount bigint)
 RETURNS text
 LANGUAGE plpgsql AS $$
@@ -241,6 +242,7 @@ BEGIN
     UPDATE payment.users SET credit = credit + p_amount
     WHERE user_id = p_user AND credit <= 9223372036854775807 - p_amount;
     IF FOUND THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
         RETURN 'credited';
     END IF;
     IF EXISTS (SELECT 1 FROM payment.users WHERE user_id = p_user) THEN

@@ -64,9 +64,16 @@ pub const NUMERIC_OUT_OF_RANGE: &str = "22003";
 /// Step "record rental": `$1` rental id, `$2` item, `$3` borrower, `$4` owner, `$5` days, `$6`
 /// daily price, `$7` amount → the rental's `state` and `reason`: a new row is `pending`; a
 /// repeated step answers from the row (a `failed` one is refused: the rental was cancelled).
+///
+/// It commits asynchronously (`synchronous_commit` off for its transaction, set by the subquery
+/// the row is selected from), as the checkout's forward steps do: every answer of a rental comes
+/// after a synchronous commit that follows it in the WAL — "mark active" before a 2xx, "cancel
+/// rental" before a 4xx — and a crash that loses it loses a running saga's step, which the
+/// worker's re-drive writes again (docs/rentals.md).
 pub const RECORD_RENTAL: &str = "INSERT INTO orders.rentals \
      (rental_id, item_id, borrower_id, owner_id, days, daily_price, amount, state) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending') \
+     SELECT $1, $2, $3, $4, $5, $6, $7, 'pending' \
+     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit \
      ON CONFLICT (rental_id) DO UPDATE SET rental_id = EXCLUDED.rental_id \
      RETURNING state, reason";
 
