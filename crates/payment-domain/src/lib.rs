@@ -17,7 +17,7 @@ pub mod user;
 
 pub use error::PaymentError;
 pub use saga::{
-    ChargeManyRequest, ChargeOutcome, ChargeStep, CreditOutcome, CreditStep, RefundOutcome, RefundStep,
-    ReverseCreditOutcome, ReverseCreditStep, SagaCredit,
+    ChargeManyRequest, ChargeOutcome, ChargeStep, CreditOutcome, CreditStep, MoneyStep, RefundOutcome, RefundStep,
+    ReverseCreditOutcome, ReverseCreditStep, SagaCredit, UndoStep,
 };
 pub use user::{BatchInit, CreditChange, User};

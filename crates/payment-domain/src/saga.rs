@@ -11,15 +11,16 @@ use crate::PaymentError;
 use market_core::{ApiError, parse_id, parse_non_negative};
 use std::fmt;
 
-/// `POST /payment/charge/{saga_id}/{user_id}/{amount}`.
+/// A step that moves an amount for a user, keyed by its saga: `POST
+/// /payment/{charge|credit}/{saga_id}/{user_id}/{amount}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChargeStep<'a> {
+pub struct MoneyStep<'a> {
     pub saga_id: &'a str,
     pub user_id: &'a str,
     pub amount: i64,
 }
 
-impl<'a> ChargeStep<'a> {
+impl<'a> MoneyStep<'a> {
     pub fn parse(saga_id: &'a str, user_id: &'a str, amount: &str) -> Result<Self, ApiError> {
         Ok(Self {
             saga_id: parse_id("saga_id", saga_id)?,
@@ -28,6 +29,11 @@ impl<'a> ChargeStep<'a> {
         })
     }
 }
+
+/// `POST /payment/charge/{saga_id}/{user_id}/{amount}`.
+pub type ChargeStep<'a> = MoneyStep<'a>;
+/// `POST /payment/credit/{saga_id}/{user_id}/{amount}`.
+pub type CreditStep<'a> = MoneyStep<'a>;
 
 /// Most charges one batched charge may hold.
 pub const MAX_BATCH_CHARGES: usize = 256;
@@ -113,55 +119,27 @@ impl ChargeManyRequest {
     }
 }
 
+/// A compensation, keyed by the saga whose step it undoes: `POST
+/// /payment/{refund|reverse_credit}/{saga_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoStep<'a> {
+    pub saga_id: &'a str,
+}
+
+impl<'a> UndoStep<'a> {
+    pub fn parse(saga_id: &'a str) -> Result<Self, ApiError> {
+        Ok(Self { saga_id: parse_id("saga_id", saga_id)? })
+    }
+}
+
 /// `POST /payment/refund/{saga_id}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundStep<'a> {
-    pub saga_id: &'a str,
-}
-
-impl<'a> RefundStep<'a> {
-    pub fn parse(saga_id: &'a str) -> Result<Self, ApiError> {
-        Ok(Self { saga_id: parse_id("saga_id", saga_id)? })
-    }
-}
-
-/// `POST /payment/credit/{saga_id}/{user_id}/{amount}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreditStep<'a> {
-    pub saga_id: &'a str,
-    pub user_id: &'a str,
-    pub amount: i64,
-}
-
-impl<'a> CreditStep<'a> {
-    pub fn parse(saga_id: &'a str, user_id: &'a str, amount: &str) -> Result<Self, ApiError> {
-        Ok(Self {
-            saga_id: parse_id("saga_id", saga_id)?,
-            user_id: parse_id("user_id", user_id)?,
-            amount: parse_non_negative("amount", amount)?,
-        })
-    }
-}
-
-/// One saga's credit of an item's owner (the rental saga's step "credit owner").
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SagaCredit {
-    pub saga_id: String,
-    pub user_id: String,
-    pub amount: i64,
-}
-
+pub type RefundStep<'a> = UndoStep<'a>;
 /// `POST /payment/reverse_credit/{saga_id}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReverseCreditStep<'a> {
-    pub saga_id: &'a str,
-}
+pub type ReverseCreditStep<'a> = UndoStep<'a>;
 
-impl<'a> ReverseCreditStep<'a> {
-    pub fn parse(saga_id: &'a str) -> Result<Self, ApiError> {
-        Ok(Self { saga_id: parse_id("saga_id", saga_id)? })
-    }
-}
+/// One saga's credit of an item's owner (the rental saga's step "credit owner"): a saga, a user
+/// and an amount, as a charge.
+pub type SagaCredit = SagaCharge;
 
 /// An answer of `payment.charge` that this crate does not know: a bug, answered 500.
 #[derive(Debug, Clone, PartialEq, Eq)]

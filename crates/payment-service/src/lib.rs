@@ -6,8 +6,8 @@
 
 use market_core::{ApiError, parse_id};
 use payment_domain::{
-    BatchInit, ChargeManyRequest, ChargeOutcome, ChargeStep, CreditChange, CreditOutcome, CreditStep, PaymentError,
-    RefundOutcome, RefundStep, ReverseCreditOutcome, ReverseCreditStep, User, sql,
+    BatchInit, ChargeManyRequest, ChargeOutcome, CreditChange, CreditOutcome, MoneyStep, PaymentError, RefundOutcome,
+    ReverseCreditOutcome, UndoStep, User, sql,
 };
 use spin_kit::pg_store::{
     create_returning, execute, pg_failure, query, query_text, query_texts, query_unmapped, sqlstate,
@@ -84,19 +84,31 @@ pub async fn batch_init(req: Request) -> Result<Reply, ApiError> {
 /// 200 `{"outcome": "charged"}`; 409 when refused (not enough credit, or the saga was already
 /// refunded); 404 for an unknown user (also a refusal).
 pub async fn charge(req: Request) -> Result<Reply, ApiError> {
-    let step = ChargeStep::parse(
-        route::param(&req, "saga_id")?,
-        route::param(&req, "user_id")?,
-        route::param(&req, "amount")?,
-    )?;
+    let (step, raw) = money_step(&req, sql::CHARGE).await?;
+    ChargeOutcome::parse(&raw)?.into_result(&step)?;
+    Ok(respond::ok(&serde_json::json!({ "outcome": "charged" })))
+}
+
+/// A step that moves an amount (`:saga_id/:user_id/:amount`), run by its SQL function
+/// `statement`: the step, and the function's outcome.
+async fn money_step<'a>(req: &'a Request, statement: &str) -> Result<(MoneyStep<'a>, String), ApiError> {
+    let step =
+        MoneyStep::parse(route::param(req, "saga_id")?, route::param(req, "user_id")?, route::param(req, "amount")?)?;
     let params = vec![
         ParameterValue::Str(step.saga_id.to_string()),
         ParameterValue::Str(step.user_id.to_string()),
         ParameterValue::Int64(step.amount),
     ];
-    let outcome = ChargeOutcome::parse(&query_text(sql::CHARGE, params, "outcome").await?)?;
-    outcome.into_result(&step)?;
-    Ok(respond::ok(&serde_json::json!({ "outcome": "charged" })))
+    let outcome = query_text(statement, params, "outcome").await?;
+    Ok((step, outcome))
+}
+
+/// A compensation (`:saga_id`), run by its SQL function `statement`: the step, and the
+/// function's outcome.
+async fn undo_step<'a>(req: &'a Request, statement: &str) -> Result<(UndoStep<'a>, String), ApiError> {
+    let step = UndoStep::parse(route::param(req, "saga_id")?)?;
+    let outcome = query_text(statement, vec![ParameterValue::Str(step.saga_id.to_string())], "outcome").await?;
+    Ok((step, outcome))
 }
 
 /// `POST /payment/charge_many` with `{"charges": [{"saga_id", "user_id", "amount"}, ...]}`: the
@@ -125,8 +137,7 @@ pub async fn charge_many(req: Request) -> Result<Reply, ApiError> {
 /// changed, the charge stays on record) when the credit cannot take the amount back without
 /// overflowing.
 pub async fn refund(req: Request) -> Result<Reply, ApiError> {
-    let step = RefundStep::parse(route::param(&req, "saga_id")?)?;
-    let raw = query_text(sql::REFUND, vec![ParameterValue::Str(step.saga_id.to_string())], "outcome").await?;
+    let (step, raw) = undo_step(&req, sql::REFUND).await?;
     let outcome = RefundOutcome::parse(&raw)?.into_result(&step)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
 }
@@ -137,18 +148,8 @@ pub async fn refund(req: Request) -> Result<Reply, ApiError> {
 /// already reversed, or was reversed before it was made); 404 for an unknown user (also a
 /// refusal).
 pub async fn credit(req: Request) -> Result<Reply, ApiError> {
-    let step = CreditStep::parse(
-        route::param(&req, "saga_id")?,
-        route::param(&req, "user_id")?,
-        route::param(&req, "amount")?,
-    )?;
-    let params = vec![
-        ParameterValue::Str(step.saga_id.to_string()),
-        ParameterValue::Str(step.user_id.to_string()),
-        ParameterValue::Int64(step.amount),
-    ];
-    let outcome = CreditOutcome::parse(&query_text(sql::CREDIT, params, "outcome").await?)?;
-    outcome.into_result(&step)?;
+    let (step, raw) = money_step(&req, sql::CREDIT).await?;
+    CreditOutcome::parse(&raw)?.into_result(&step)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": "credited" })))
 }
 
@@ -157,8 +158,7 @@ pub async fn credit(req: Request) -> Result<Reply, ApiError> {
 /// (nothing credited: a late credit of the saga is then refused); 409 (for good: nothing
 /// changed, the credit stays on record) when the owner no longer has the amount.
 pub async fn reverse_credit(req: Request) -> Result<Reply, ApiError> {
-    let step = ReverseCreditStep::parse(route::param(&req, "saga_id")?)?;
-    let raw = query_text(sql::REVERSE_CREDIT, vec![ParameterValue::Str(step.saga_id.to_string())], "outcome").await?;
+    let (step, raw) = undo_step(&req, sql::REVERSE_CREDIT).await?;
     let outcome = ReverseCreditOutcome::parse(&raw)?.into_result(&step)?;
     Ok(respond::ok(&serde_json::json!({ "outcome": outcome.as_str() })))
 }
