@@ -263,3 +263,53 @@ fn the_operator_routes_are_absent_when_admin_routes_is_false() {
     assert_eq!(off.post("/orders/saga/o.0.0/redrive").status, 404);
     assert_eq!(app().get("/orders/sagas/stuck").status, 200, "on by default");
 }
+
+/// A rental is a saga of the same table: one that keeps failing is stuck after its drives,
+/// listed for the operator with its rental, and re-driven by the same route.
+#[test]
+fn a_rental_that_keeps_failing_is_stuck_listed_and_redriven_like_a_checkout() {
+    let _alone = BATCHES.lock().unwrap_or_else(|e| e.into_inner());
+    let json = ("content-type", "application/json");
+    let owner = app().new_session("stuckowner");
+    let borrower = app().new_session("stuckborrower");
+    let listing = serde_json::json!({ "title": "Tile cutter", "daily_price": 4, "stock": 2 }).to_string();
+    let listed = app().send("POST", "/stock/items", &[json, ("authorization", &owner.bearer())], listing.as_bytes());
+    assert_eq!(listed.status, 201, "{listed:?}");
+    let item = listed.json()["item_id"].as_str().expect("item_id").to_string();
+    let funded = app().as_user(&borrower, "POST", &format!("/payment/add_funds/{}/20", borrower.user_id));
+    assert_eq!(funded.status, 200, "{funded:?}");
+    let broken = BrokenItem::new(&item);
+
+    let body = serde_json::json!({ "item_id": item, "days": 2 }).to_string();
+    let first = app().send("POST", "/rentals", &[json, ("authorization", &borrower.bearer())], body.as_bytes());
+    assert_eq!(first.status, 503, "{first:?}");
+    assert!(first.json()["message"].as_str().is_some_and(|m| m.contains("stuck")), "{first:?}");
+    let rental_id =
+        sql(&format!("SELECT rental_id FROM orders.rentals WHERE borrower_id = '{}'", borrower.user_id)).concat();
+    let saga_id = format!("rental:{rental_id}");
+    let stuck = record(&saga_id);
+    assert_eq!((&stuck["state"], &stuck["drives"]), (&Value::from("stuck"), &Value::from(MAX_DRIVES)), "{stuck}");
+    assert!(!in_active_set(&saga_id), "the worker leaves it alone");
+    let seen = app().as_user(&borrower, "GET", &format!("/rentals/{rental_id}"));
+    assert_eq!(seen.json()["state"], "pending", "{seen:?}");
+
+    let listed = app().get("/orders/sagas/stuck").json();
+    let entry = listed["sagas"].as_array().expect("sagas").iter().find(|s| s["saga_id"] == saga_id.as_str()).cloned();
+    let entry = entry.unwrap_or_else(|| panic!("{saga_id} not listed: {listed}"));
+    assert_eq!(
+        (&entry["rental_id"], &entry["state"]),
+        (&Value::from(rental_id.as_str()), &Value::from("stuck")),
+        "{entry}"
+    );
+
+    broken.repair();
+    let redriven = app().post(&format!("/orders/saga/{saga_id}/redrive"));
+    assert_eq!((redriven.status, &redriven.json()["state"]), (200, &Value::from("paid")), "{redriven:?}");
+    let active = app().as_user(&borrower, "GET", &format!("/rentals/{rental_id}"));
+    assert_eq!(active.json()["state"], "active", "{active:?}");
+    let credit = |session: &e2e::accounts::Session| {
+        app().as_user(session, "GET", &format!("/payment/find_user/{}", session.user_id)).json()["credit"].as_i64()
+    };
+    assert_eq!((credit(&borrower), credit(&owner)), (Some(12), Some(8)), "charged and credited once");
+    assert_eq!(app().get(&format!("/stock/items/{item}")).json()["stock"], 1);
+}
