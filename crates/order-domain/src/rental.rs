@@ -14,7 +14,7 @@
 //! `rental:` id is a hold the stock service knows is given back (an item with one cannot be
 //! deleted).
 
-use crate::saga::{Plan, Record, SagaPlan, Step};
+use crate::saga::{Plan, Record, SagaPlan, State, Step};
 use saga_engine::Workflow;
 use serde::{Deserialize, Serialize};
 
@@ -224,6 +224,28 @@ impl AnyRecord {
             AnyRecord::Rental(r) => &r.plan.saga_id,
         }
     }
+
+    pub fn state(&self) -> State {
+        match self {
+            AnyRecord::Checkout(r) => r.state,
+            AnyRecord::Rental(r) => r.state,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        match self {
+            AnyRecord::Checkout(r) => r.encode(),
+            AnyRecord::Rental(r) => r.encode(),
+        }
+    }
+
+    /// [`Record::redriven`], whatever the workflow.
+    pub fn redriven(&self, budget: u32, now_ms: u64) -> Option<AnyRecord> {
+        match self {
+            AnyRecord::Checkout(r) => r.redriven(budget, now_ms).map(AnyRecord::Checkout),
+            AnyRecord::Rental(r) => r.redriven(budget, now_ms).map(AnyRecord::Rental),
+        }
+    }
 }
 
 /// The rental's row in `orders.rentals`, as `GET /rentals/{id}` shows it.
@@ -240,7 +262,7 @@ pub struct Rental {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::saga::{Record, State};
+    use crate::saga::Record;
 
     fn item(owner: &str, price: i64) -> Option<RentableItem> {
         Some(RentableItem { item_id: "i1".into(), owner_id: owner.into(), daily_price: price })

@@ -15,7 +15,7 @@ use market_core::metrics::Tally;
 use market_core::{ApiError, parse_id};
 use order_domain::error::OrderError;
 use order_domain::rental::AnyRecord;
-use order_domain::saga::{Clock, DriveResult, RetryPolicy};
+use order_domain::saga::{Clock, DriveResult, Record, RetryPolicy, SagaPlan};
 use serde_json::{Value, json};
 use spin_kit::{Reply, Request, respond, route};
 
@@ -30,23 +30,22 @@ fn operator_policy() -> RetryPolicy {
 /// What a listing and a re-drive show of a saga: a checkout's names its order, a rental's (or
 /// its return's) its rental.
 fn summary(record: &AnyRecord) -> Value {
-    let (about, (state, reason, drives, drive_limit, updated_ms)) = match record {
-        AnyRecord::Checkout(r) => {
-            (("order_id", &r.plan.order_id), (r.state, &r.reason, r.drives, r.drive_limit, r.updated_ms))
-        }
-        AnyRecord::Rental(r) => {
-            (("rental_id", &r.plan.rental_id), (r.state, &r.reason, r.drives, r.drive_limit, r.updated_ms))
-        }
-    };
+    match record {
+        AnyRecord::Checkout(r) => summary_of(r, ("order_id", &r.plan.order_id)),
+        AnyRecord::Rental(r) => summary_of(r, ("rental_id", &r.plan.rental_id)),
+    }
+}
+
+fn summary_of<P: SagaPlan>(record: &Record<P>, (about, id): (&str, &str)) -> Value {
     let mut summary = json!({
-        "saga_id": record.saga_id(),
-        "state": state,
-        "reason": reason,
-        "drives": drives,
-        "drive_limit": drive_limit,
-        "updated_ms": updated_ms,
+        "saga_id": record.plan.id(),
+        "state": record.state,
+        "reason": record.reason,
+        "drives": record.drives,
+        "drive_limit": record.drive_limit,
+        "updated_ms": record.updated_ms,
     });
-    summary[about.0] = Value::from(about.1.as_str());
+    summary[about] = Value::from(id);
     summary
 }
 

@@ -1,5 +1,6 @@
-//! The saga's participants as the order service reaches them: stock and payment through their
-//! saga-step endpoints (service chaining), and its own orders table for "mark paid".
+//! The sagas' participants as the order service reaches them: stock and payment through their
+//! saga-step endpoints (service chaining), and its own tables for "mark paid" (orders) and the
+//! rental's steps (rentals).
 
 use market_core::service_call::ServiceCall;
 use order_domain::rental::{RENTAL_CANCELLED, RENTAL_NOT_ACTIVE, RentalPlan};
@@ -9,7 +10,7 @@ use payment_domain::client as payment;
 use payment_domain::saga::{SagaCharge, SagaCredit};
 use spin_kit::chain;
 use spin_kit::pg_store::query_unmapped;
-use spin_sdk::pg::ParameterValue;
+use spin_sdk::pg::{ParameterValue, Row};
 use stock_domain::client as stock;
 use stock_domain::reservation::{ReserveRequest, SagaReservation};
 
@@ -41,9 +42,9 @@ impl Participants<RentalPlan> for Services {
         let saga = &plan.rental_saga_id();
         match step {
             Step::RecordRental => {
-                rental_row(sql::RECORD_RENTAL, rental_params(plan, None), |row| match row {
-                    Some((state, reason)) if state == "failed" => {
-                        Outcome::Refused(reason.unwrap_or_else(|| RENTAL_CANCELLED.into()))
+                own_step(sql::RECORD_RENTAL, rental_params(plan, None), |row| match row {
+                    Some(row) if row.get::<String>("state").as_deref() == Some("failed") => {
+                        Outcome::Refused(row.get("reason").unwrap_or_else(|| RENTAL_CANCELLED.into()))
                     }
                     Some(_) => Outcome::Done,
                     None => Outcome::Transient("record rental answered no row".into()),
@@ -52,7 +53,7 @@ impl Participants<RentalPlan> for Services {
             }
             Step::CancelRental => {
                 let why = reason.unwrap_or_else(|| RENTAL_CANCELLED.into());
-                rental_row(sql::CANCEL_RENTAL, rental_params(plan, Some(why)), |_| Outcome::Done).await
+                own_step(sql::CANCEL_RENTAL, rental_params(plan, Some(why)), |_| Outcome::Done).await
             }
             Step::ReserveStock => {
                 let unit = ReserveRequest { items: vec![(plan.item_id.clone(), 1)] };
@@ -70,22 +71,8 @@ impl Participants<RentalPlan> for Services {
                 step_call(payment::credit(&credit)).await
             }
             Step::ReverseCredit => step_call(payment::reverse_credit(saga)).await,
-            Step::MarkActive => {
-                let params = vec![ParameterValue::Str(plan.rental_id.clone())];
-                rental_row(sql::MARK_ACTIVE, params, |row| match row {
-                    Some(_) => Outcome::Done,
-                    None => Outcome::Refused(RENTAL_CANCELLED.into()),
-                })
-                .await
-            }
-            Step::MarkReturned => {
-                let params = vec![ParameterValue::Str(plan.rental_id.clone())];
-                rental_row(sql::MARK_RETURNED, params, |row| match row {
-                    Some(_) => Outcome::Done,
-                    None => Outcome::Refused(RENTAL_NOT_ACTIVE.into()),
-                })
-                .await
-            }
+            Step::MarkActive => update_rental(sql::MARK_ACTIVE, plan, RENTAL_CANCELLED).await,
+            Step::MarkReturned => update_rental(sql::MARK_RETURNED, plan, RENTAL_NOT_ACTIVE).await,
             other => Outcome::Invalid(format!("{} is not a step of a rental", other.name())),
         }
     }
@@ -107,22 +94,28 @@ fn rental_params(plan: &RentalPlan, reason: Option<String>) -> Vec<ParameterValu
     params
 }
 
-/// Runs one statement on the rentals table; `outcome` makes the step's outcome from the first
-/// row it returned (`state`, `reason`), if any.
-async fn rental_row(
+/// One statement on the order service's own tables as a saga step: `outcome` makes the step's
+/// outcome from the first row the statement returned, if any; a Postgres failure is transient.
+async fn own_step(
     statement: &str,
     params: Vec<ParameterValue>,
-    outcome: impl FnOnce(Option<(String, Option<String>)>) -> Outcome,
+    outcome: impl FnOnce(Option<&Row>) -> Outcome,
 ) -> Outcome {
     match query_unmapped(statement, params).await {
-        Ok(Ok(rows)) => outcome(rows.first().map(|row| {
-            let state: String = row.get("state").unwrap_or_default();
-            let reason: Option<String> = row.get("reason");
-            (state, reason)
-        })),
+        Ok(Ok(rows)) => outcome(rows.first()),
         Ok(Err(e)) => Outcome::Transient(format!("Postgres: {e}")),
         Err(e) => Outcome::Transient(e.message()),
     }
+}
+
+/// A step that updates one rental (`$1` its id): done if the statement returned its row, else
+/// refused for `refusal`.
+async fn update_rental(statement: &str, plan: &RentalPlan, refusal: &str) -> Outcome {
+    own_step(statement, vec![ParameterValue::Str(plan.rental_id.clone())], |row| match row {
+        Some(_) => Outcome::Done,
+        None => Outcome::Refused(refusal.into()),
+    })
+    .await
 }
 
 /// The saga's lines as the stock service reserves them.
@@ -168,10 +161,9 @@ async fn mark_paid(plan: &Plan) -> Outcome {
         ParameterValue::Str(plan.saga_id.clone()),
         ParameterValue::Int64(plan.items.len() as i64),
     ];
-    match query_unmapped(sql::MARK_PAID, params).await {
-        Ok(Ok(rows)) if rows.is_empty() => Outcome::Refused(ORDER_CHANGED.into()),
-        Ok(Ok(_)) => Outcome::Done,
-        Ok(Err(e)) => Outcome::Transient(format!("Postgres: {e}")),
-        Err(e) => Outcome::Transient(e.message()),
-    }
+    own_step(sql::MARK_PAID, params.into(), |row| match row {
+        Some(_) => Outcome::Done,
+        None => Outcome::Refused(ORDER_CHANGED.into()),
+    })
+    .await
 }

@@ -121,19 +121,9 @@ pub enum TakenStuck {
 /// and the lease held by `owner` ([`REDRIVE`]), and returns that record.
 pub async fn take_stuck(saga_id: &str, owner: &str, budget: u32, now_ms: u64) -> Result<TakenStuck, ApiError> {
     let Some(raw) = load_raw(saga_id).await? else { return Ok(TakenStuck::Unknown) };
-    let redriven = match AnyRecord::decode_for(saga_id, &raw) {
-        None => return Ok(TakenStuck::Unknown),
-        Some(AnyRecord::Checkout(r)) => r.redriven(budget, now_ms).map(AnyRecord::Checkout).ok_or(r.state),
-        Some(AnyRecord::Rental(r)) => r.redriven(budget, now_ms).map(AnyRecord::Rental).ok_or(r.state),
-    };
-    let redriven = match redriven {
-        Ok(record) => record,
-        Err(state) => return Ok(TakenStuck::NotStuck(state)),
-    };
-    let json = match &redriven {
-        AnyRecord::Checkout(r) => r.encode(),
-        AnyRecord::Rental(r) => r.encode(),
-    };
+    let Some(record) = AnyRecord::decode_for(saga_id, &raw) else { return Ok(TakenStuck::Unknown) };
+    let Some(redriven) = record.redriven(budget, now_ms) else { return Ok(TakenStuck::NotStuck(record.state())) };
+    let json = redriven.encode();
     let (lease, now) = (LEASE_MS.to_string(), now_ms.to_string());
     // Not retried blindly: a lost reply that had taken the saga would make the retry say "raced".
     let reply =
